@@ -1,0 +1,17 @@
+"""Objectives written as expressions: ``(KL(q, prior) - E(q, LogProb(p))).mean()`` is a VAE.
+
+They evaluate (``loss(inputs)``), differentiate through torch, and print (``str(loss)``,
+``loss.to_latex()``). See :mod:`deepgm.losses.expr` for when expectations share samples.
+"""
+
+from deepgm.losses.bounds import ELBO, IWELBO, RenyiBound
+from deepgm.losses.core import KL, CrossEntropy, E, Entropy, LogProb
+from deepgm.losses.estimators import REINFORCE
+from deepgm.losses.expr import Constant, Loss, Parameter, as_loss, maximum, minimum
+from deepgm.losses.iterative import IterativeLoss
+from deepgm.losses.mmd import MMD, mmd2_unbiased
+
+__all__ = [
+    "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
+    "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "IterativeLoss",
+]

@@ -1,0 +1,264 @@
+"""The parametric families: thin named-variable views of ``torch.distributions``.
+
+Normal and Bernoulli, on every VAE's hot path, compute their log-density and draws with a few tensor
+operations (the same formulas as ``torch.distributions``, which the tests check them against); the
+others use ``torch.distributions`` directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.distributions as td
+import torch.nn.functional as F
+from torch import nn
+
+from deepgm.distributions.base import Shape
+from deepgm.distributions.family import Family, ParamValue
+from deepgm.errors import ParameterError
+
+__all__ = [
+    "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace",
+    "Beta", "Gamma", "Dirichlet", "Multinomial",
+]
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+Names = Sequence[str] | str
+Features = int | Sequence[int] | None
+
+
+class Normal(Family):
+    """``N(x; loc, scale²)`` elementwise: ``log p = -(x-μ)²/(2σ²) - log σ - ½ log 2π``.
+
+    >>> p = Normal(var=["x"], loc=0.0, scale=1.0, features_shape=[2])
+    >>> p.log_prob({"x": torch.zeros(3, 2)}).shape
+    torch.Size([3])
+    """
+
+    torch_cls = td.Normal
+    param_names = ("loc", "scale")
+    alternatives = (("loc",), ("scale",))
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 loc: ParamValue = None, scale: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"loc": loc, "scale": scale})
+
+    def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+        loc, scale = params["loc"], params["scale"]
+        return -((value - loc) ** 2) / (2 * scale**2) - scale.log() - _HALF_LOG_2PI
+
+    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+        loc, scale = params["loc"], params["scale"]
+        shape = shape + torch.broadcast_shapes(loc.shape, scale.shape)
+        eps = torch.randn(shape, dtype=loc.dtype, device=loc.device)
+        z = loc + eps * scale
+        return z if reparam else z.detach()
+
+
+class Bernoulli(Family):
+    """``Bern(x; p)`` elementwise, given ``probs`` or ``logits``; ``x`` may be any value in [0, 1]
+    (the continuous relaxation ``x log p + (1-x) log(1-p)`` used for grey-level images)."""
+
+    torch_cls = td.Bernoulli
+    param_names = ("probs", "logits")
+    alternatives = (("probs", "logits"),)
+    has_rsample = False
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 probs: ParamValue = None, logits: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"probs": probs, "logits": logits})
+
+    def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+        logits = params.get("logits")
+        if logits is None:
+            return self.torch_dist(params).log_prob(value)
+        if logits.shape != value.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+
+    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+        logits = params.get("logits")
+        probs = torch.sigmoid(logits) if logits is not None else params["probs"]
+        with torch.no_grad():
+            return torch.bernoulli(probs.expand(shape + probs.shape))
+
+
+class Categorical(Family):
+    """A categorical variable with values one-hot vectors (class indices are accepted too):
+    ``log p(x) = Σ_k x_k log π_k``. Draws are one-hot and not differentiable."""
+
+    torch_cls = td.OneHotCategorical
+    param_names = ("probs", "logits")
+    alternatives = (("probs", "logits"),)
+    value_event_ndim = 1
+    has_rsample = False
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 probs: ParamValue = None, logits: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"probs": probs, "logits": logits})
+
+    def _prepare_value(self, value: object, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if torch.is_tensor(value) and not value.is_floating_point():
+            k = next(iter(params.values())).shape[-1]
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= k):
+                raise ParameterError(f"{self.owner}: class indices of '{self.var[0]}' must lie in [0, {k})")
+            value = F.one_hot(value, k).to(next(iter(params.values())).dtype)
+        return super()._prepare_value(value, params)
+
+
+class _Relaxed(Family):
+    """Shared by the Gumbel-softmax relaxations: an optional straight-through estimator."""
+
+    straight_through: bool
+
+    def _hard(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+        y = super()._draw(params, shape, reparam)
+        if self.straight_through:
+            return self._hard(y) + y - y.detach()
+        return y
+
+    def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+        eps = torch.finfo(value.dtype).tiny
+        return self.torch_dist(params).log_prob(value.clamp(eps, 1 - 1e-7))
+
+
+class RelaxedBernoulli(_Relaxed):
+    """The binary Concrete (Gumbel-sigmoid) distribution at ``temperature``; its log-prob is the relaxed
+    density. ``straight_through=True`` draws hard 0/1 values with the relaxed gradient."""
+
+    torch_cls = td.RelaxedBernoulli
+    param_names = ("temperature", "probs", "logits")
+    alternatives = (("temperature",), ("probs", "logits"))
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 temperature: ParamValue = 0.5, probs: ParamValue = None, logits: ParamValue = None,
+                 straight_through: bool = False, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"temperature": temperature, "probs": probs, "logits": logits})
+        self.straight_through = straight_through
+
+    def _hard(self, y: torch.Tensor) -> torch.Tensor:
+        return (y > 0.5).to(y.dtype)
+
+
+class RelaxedCategorical(_Relaxed):
+    """The Concrete / Gumbel-softmax distribution over the simplex at ``temperature``; its log-prob is
+    the relaxed density. ``straight_through=True`` draws one-hot vectors with the relaxed gradient."""
+
+    torch_cls = td.RelaxedOneHotCategorical
+    param_names = ("temperature", "probs", "logits")
+    alternatives = (("temperature",), ("probs", "logits"))
+    value_event_ndim = 1
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 temperature: ParamValue = 0.5, probs: ParamValue = None, logits: ParamValue = None,
+                 straight_through: bool = False, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"temperature": temperature, "probs": probs, "logits": logits})
+        self.straight_through = straight_through
+
+    def _hard(self, y: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
+
+
+class Laplace(Family):
+    """``Laplace(x; loc, scale)`` elementwise: ``log p = -|x-μ|/b - log 2b``."""
+
+    torch_cls = td.Laplace
+    param_names = ("loc", "scale")
+    alternatives = (("loc",), ("scale",))
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 loc: ParamValue = None, scale: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"loc": loc, "scale": scale})
+
+
+class Beta(Family):
+    """``Beta(x; α=concentration1, β=concentration0)`` elementwise."""
+
+    torch_cls = td.Beta
+    param_names = ("concentration1", "concentration0")
+    alternatives = (("concentration1",), ("concentration0",))
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 concentration1: ParamValue = None, concentration0: ParamValue = None,
+                 features_shape: Features = None, event_ndim: int | None = None,
+                 net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"concentration1": concentration1, "concentration0": concentration0})
+
+
+class Gamma(Family):
+    """``Gamma(x; concentration k, rate θ⁻¹)`` elementwise."""
+
+    torch_cls = td.Gamma
+    param_names = ("concentration", "rate")
+    alternatives = (("concentration",), ("rate",))
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 concentration: ParamValue = None, rate: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"concentration": concentration, "rate": rate})
+
+
+class Dirichlet(Family):
+    """``Dir(x; α)`` over the simplex (the last dimension)."""
+
+    torch_cls = td.Dirichlet
+    param_names = ("concentration",)
+    alternatives = (("concentration",),)
+    value_event_ndim = 1
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 concentration: ParamValue = None, features_shape: Features = None,
+                 event_ndim: int | None = None, net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"concentration": concentration})
+
+
+class Multinomial(Family):
+    """Counts of ``total_count`` draws over categories: ``log p(x) = log n! - Σ log x_k! + Σ x_k log π_k``.
+
+    Draws have exactly ``total_count`` counts, and a value whose counts do not sum to ``total_count``
+    has log-probability ``-inf``.
+    """
+
+    torch_cls = td.Multinomial
+    param_names = ("probs", "logits")
+    alternatives = (("probs", "logits"),)
+    value_event_ndim = 1
+    has_rsample = False
+
+    def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
+                 total_count: int = 1, probs: ParamValue = None, logits: ParamValue = None,
+                 features_shape: Features = None, event_ndim: int | None = None,
+                 net: nn.Module | None = None) -> None:
+        super().__init__(var, cond_var, name, features_shape=features_shape, event_ndim=event_ndim,
+                         net=net, params={"probs": probs, "logits": logits})
+        if not isinstance(total_count, int) or isinstance(total_count, bool) or total_count < 0:
+            raise ParameterError(f"{self.owner}: total_count must be a non-negative int, got {total_count!r}")
+        self.total_count = total_count
+
+    def torch_dist(self, params: Mapping[str, torch.Tensor]) -> td.Distribution:
+        return td.Multinomial(self.total_count, **params, validate_args=False)
+
+    def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+        lp = self.torch_dist(params).log_prob(value)
+        wrong = (value.sum(-1) - self.total_count).abs() > 1e-6
+        return lp.masked_fill(wrong, -math.inf)

@@ -1,0 +1,334 @@
+"""One named variable distributed by a parametric family, its parameters given by a network.
+
+A :class:`Family` is conditioned in one of three ways, freely mixed:
+
+* a subclass overrides ``forward(self, *conditions)`` returning a dict of parameters;
+* ``net=module`` is given, with ``module(*conditions)`` returning that dict;
+* parameters are given directly: a number or tensor (a constant buffer), an ``nn.Parameter``
+  (learnable, e.g. a learnable prior) or a string (the name of another variable).
+
+The network receives the conditioning variables in the order of ``cond_var`` (those not used as a
+parameter directly). When conditions carry leading sample dimensions (inside ``E(q, f, K)``) they are
+flattened into the batch before the network runs and restored after it, so any network — convolutional
+ones included — sees ``(N, ...)`` inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.distributions import constraints
+
+from deepgm.distributions.base import Distribution, Shape, _rename, as_shape
+from deepgm.distributions.env import Env
+from deepgm.errors import ParameterError, ShapeError
+
+__all__ = ["Family"]
+
+ParamValue = float | int | torch.Tensor | str | None
+
+
+def _prod(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+class Family(Distribution):
+    """A distribution over one variable from a ``torch.distributions`` family (see module docstring).
+
+    Class attributes of a family: ``torch_cls`` (the torch distribution), ``param_names`` (accepted
+    parameters), ``alternatives`` (groups of which exactly one is needed, e.g. probs/logits),
+    ``value_event_ndim`` (event dimensions the torch distribution already sums over),
+    ``has_rsample`` (whether draws are differentiable).
+    """
+
+    torch_cls: ClassVar[type[torch.distributions.Distribution]]
+    param_names: ClassVar[tuple[str, ...]] = ()
+    alternatives: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    value_event_ndim: ClassVar[int] = 0
+    has_rsample: ClassVar[bool] = True
+    has_density: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        var: Sequence[str] | str,
+        cond_var: Sequence[str] | str = (),
+        name: str = "p",
+        *,
+        features_shape: int | Sequence[int] | None = None,
+        event_ndim: int | None = None,
+        net: nn.Module | None = None,
+        params: Mapping[str, ParamValue] | None = None,
+    ) -> None:
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        cond = list([cond_var] if isinstance(cond_var, str) else cond_var)
+        refs = {k: v for k, v in given.items() if isinstance(v, str)}
+        cond.extend(v for v in refs.values() if v not in cond)
+        super().__init__(var, cond, name)
+        if len(self.var) != 1:
+            raise ValueError(f"{self.owner}: a {type(self).__name__} is over exactly one variable, got {self.var}")
+        for k in given:
+            if k not in self.param_names:
+                raise ValueError(f"{self.owner}: unknown parameter '{k}'; expected one of {self.param_names}")
+        self.net = net
+        self.features_shape: Shape | None = None if features_shape is None else as_shape(features_shape)
+        self._refs: dict[str, str] = refs
+        self._consts: dict[str, str] = {}
+        for k, v in given.items():
+            if isinstance(v, str):
+                continue
+            attr = f"_param_{k}"
+            if isinstance(v, nn.Parameter):
+                self.register_parameter(attr, v)
+            else:
+                t = torch.as_tensor(v, dtype=torch.get_default_dtype() if not torch.is_tensor(v) else None)
+                if self.features_shape is not None and t.dim() == 0:
+                    t = t.expand(self.features_shape).clone()
+                self.register_buffer(attr, t)
+            self._consts[k] = attr
+            self._check_constraint(k, getattr(self, attr))
+        self._has_forward = type(self).forward is not Family.forward
+        self._net_inputs: tuple[str, ...] = tuple(c for c in self.cond_var if c not in refs.values())
+        self._computed = self._has_forward or net is not None
+        if not self._computed:
+            for group in self.alternatives:
+                if not any(g in given for g in group):
+                    raise ValueError(
+                        f"{self.owner}: needs one of the parameters {group}, or a network (net=... or forward)"
+                    )
+        if event_ndim is None:
+            if self.features_shape is not None:
+                event_ndim = len(self.features_shape)
+            elif self._computed:
+                event_ndim = max(1, self.value_event_ndim)
+            else:
+                shapes = [getattr(self, a).shape for a in self._consts.values()]
+                event_ndim = max(len(torch.broadcast_shapes(*shapes)) if shapes else 0, self.value_event_ndim)
+        if event_ndim < self.value_event_ndim:
+            raise ValueError(f"{self.owner}: event_ndim must be at least {self.value_event_ndim}")
+        self.event_ndim = int(event_ndim)
+        extra = self.event_ndim - self.value_event_ndim
+        self._sum_dims: tuple[int, ...] = tuple(range(-extra, 0))
+        self._cond_t = tuple(self.cond_var)
+        self._validated = False
+
+    # -- parameters ----------------------------------------------------------------------------------
+    def forward(self, *conditions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parameters given the conditions; by default those of ``net``."""
+        if self.net is None:
+            return {}
+        return self.net(*conditions)
+
+    def _check_constraint(self, name: str, value: torch.Tensor) -> None:
+        c = getattr(self.torch_cls, "arg_constraints", {}).get(name)
+        if c is None or not torch.is_tensor(value) or isinstance(c, constraints._Dependent):
+            return
+        with torch.no_grad():
+            ok = c.check(value.detach())
+            if not bool(ok.all()):
+                bad = value.detach()[~ok.expand_as(value)] if ok.shape == value.shape else value
+                raise ParameterError(
+                    f"{self.owner}: parameter '{name}' must satisfy {_describe(c)}; "
+                    f"got {bad.flatten()[:4].tolist()}"
+                )
+
+    def _params(self, env: Env) -> dict[str, torch.Tensor]:
+        """The parameters at the conditions in ``env``, computed once per evaluation."""
+        if not self._computed and not self._refs:
+            return {k: getattr(self, a) for k, a in self._consts.items()}
+        key = (id(self), self._cond_key(env))
+        memo = env.shared.params
+        out = memo.get(key)
+        if out is None:
+            out = self._compute_params(env)
+            memo[key] = out
+        return out
+
+    def _cond_key(self, env: Env) -> tuple[int, ...]:
+        return env.key(self._cond_t, self.owner)
+
+    def _compute_params(self, env: Env) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor]
+        if self._computed:
+            names = self._net_inputs
+            args = [env.values[n] for n in names]
+            sdims = env.sdims
+            m = max([sdims.get(n, 0) for n in names]) if sdims and names else 0
+            if m:
+                lead, args = _flatten_samples(args, [sdims.get(n, 0) for n in names], m)
+                out = self.forward(*args)
+                self._check_out(out)
+                n = _prod(lead)
+                out = {k: (v.reshape(lead + v.shape[1:]) if v.dim() and v.shape[0] == n else v)
+                       for k, v in out.items()}
+            else:
+                out = self.forward(*args)
+                self._check_out(out)
+                out = dict(out)
+        else:
+            out = {}
+        for k, a in self._consts.items():
+            out[k] = getattr(self, a)
+        for k, v in self._refs.items():
+            out[k] = env.values[v]
+        if not self._validated:
+            self._validate(out)
+        return out
+
+    def _check_out(self, out: Any) -> None:
+        if not isinstance(out, Mapping):
+            raise TypeError(
+                f"{self.owner}: its network must return a dict of parameters {self.param_names}, "
+                f"got {type(out).__name__}"
+            )
+        for k in out:
+            if k not in self.param_names:
+                raise ValueError(f"{self.owner}: its network returned unknown parameter '{k}'; "
+                                 f"expected {self.param_names}")
+
+    def _validate(self, params: Mapping[str, torch.Tensor]) -> None:
+        for group in self.alternatives:
+            present = [g for g in group if g in params]
+            if len(present) != 1:
+                raise ValueError(f"{self.owner}: needs exactly one of {group}, got {present or 'none'}")
+        for k, v in params.items():
+            if k not in self._consts:
+                self._check_constraint(k, v)
+        self._validated = True
+
+    # -- the family's maths (fast paths override these) --------------------------------------------
+    def torch_dist(self, params: Mapping[str, torch.Tensor]) -> torch.distributions.Distribution:
+        """The ``torch.distributions`` object for ``params`` (no argument validation: done once)."""
+        return self.torch_cls(**params, validate_args=False)
+
+    def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+        return self.torch_dist(params).log_prob(value)
+
+    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+        d = self.torch_dist(params)
+        if reparam and self.has_rsample:
+            return d.rsample(shape)
+        return d.sample(shape)
+
+    def _prepare_value(self, value: Any, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Convert a given value (e.g. class indices to one-hot); check its event shape."""
+        if not torch.is_tensor(value):
+            value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        ne = self.event_ndim
+        if ne:
+            ref = next(iter(params.values()), None)
+            if value.dim() < ne:
+                raise ShapeError(
+                    f"{self.owner}: variable '{self.var[0]}' has shape {tuple(value.shape)}, "
+                    f"expected at least {ne} event dimension(s)"
+                )
+            if ref is not None and torch.is_tensor(ref) and ref.dim() >= ne:
+                ve, pe = value.shape[-ne:], ref.shape[-ne:]
+                if ve != pe and any(a != b and a != 1 and b != 1 for a, b in zip(ve, pe)):
+                    raise ShapeError(
+                        f"{self.owner}: variable '{self.var[0]}' has event shape {tuple(ve)}, "
+                        f"expected {tuple(pe)} (from its parameters)"
+                    )
+        return value
+
+    # -- the Distribution interface ---------------------------------------------------------------------
+    def _sample_into(
+        self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
+    ) -> None:
+        key = (id(self), self._cond_key(env), sample_shape, batch_n, reparam, env.salt)
+        memo = env.shared.samples
+        hit = memo.get(key)
+        if hit is None:
+            params = self._params(env)
+            shape = sample_shape
+            if batch_n is not None and not self.cond_var:
+                shape = shape + (batch_n,)
+            sdims = env.sdims
+            base = max([sdims.get(n, 0) for n in self.cond_var]) if sdims and self.cond_var else 0
+            hit = (self._draw(params, shape, reparam), base + len(sample_shape))
+            memo[key] = hit
+        env.set(self.var[0], hit[0], hit[1])
+
+    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+        params = self._params(env)
+        if detach_params:
+            params = {k: v.detach() for k, v in params.items()}
+        value = self._prepare_value(env.get(self.var[0], self.owner), params)
+        lp = self._log_prob_value(params, value)
+        return lp.sum(self._sum_dims) if self._sum_dims else lp
+
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+        return t.sum(self._sum_dims) if self._sum_dims else t
+
+    # -- public extras -----------------------------------------------------------------------------------
+    def params(self, inputs: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+        """The parameters given the conditioning ``inputs`` (validated)."""
+        env = Env(inputs)
+        self._check_inputs(env)
+        out = self._params(env)
+        self._validate(out)
+        return out
+
+    def dist(self, inputs: Mapping[str, Any] | None = None) -> torch.distributions.Distribution:
+        """The ``torch.distributions`` object at the conditioning ``inputs``."""
+        return self.torch_dist(self.params(inputs))
+
+    def log_prob(self, inputs: Mapping[str, Any]) -> torch.Tensor:
+        env = Env(inputs)
+        self._check_inputs(env, with_var=True)
+        self._validate(self._params(env))
+        return self._log_prob_env(env)
+
+    def mean(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """The mean of ``var`` given ``inputs``."""
+        return self.dist(inputs).mean
+
+    def variance(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """The variance of ``var`` given ``inputs`` (elementwise)."""
+        return self.dist(inputs).variance
+
+    def entropy(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """The entropy ``H[p(var|cond)]``, summed over event dimensions."""
+        return self._reduce(self.dist(inputs).entropy())
+
+    def replace_var(self, **mapping: str) -> Family:
+        self._check_mapping(mapping)
+        new = copy.copy(self)  # shares modules, parameters and buffers with self
+        new.var = _rename(self.var, mapping)
+        new.cond_var = _rename(self.cond_var, mapping)
+        new._cond_t = tuple(new.cond_var)
+        new._refs = {k: mapping.get(v, v) for k, v in self._refs.items()}
+        new._net_inputs = tuple(_rename(list(self._net_inputs), mapping))
+        return new
+
+
+def _flatten_samples(
+    args: list[torch.Tensor], sdims: list[int], m: int
+) -> tuple[Shape, list[torch.Tensor]]:
+    """Broadcast the leading sample dims of ``args`` to the largest and fold them into the batch."""
+    ref = args[sdims.index(m)]
+    lead = tuple(ref.shape[:m])
+    out = []
+    for a, s in zip(args, sdims):
+        if s < m:
+            a = a.expand(lead[: m - s] + tuple(a.shape))
+        out.append(a.reshape((-1,) + tuple(a.shape[m:])))
+    return lead, out
+
+
+def _describe(c: constraints.Constraint) -> str:
+    names = {
+        constraints.positive: "> 0",
+        constraints.unit_interval: "in [0, 1]",
+        constraints.real: "real (not NaN)",
+        constraints.simplex: "a probability vector (>= 0, summing to 1)",
+        constraints.nonnegative_integer: "a non-negative integer",
+    }
+    for k, v in names.items():
+        if c is k:
+            return v
+    return str(c)

@@ -1,0 +1,218 @@
+"""The basic terms: log-densities, expectations, divergences and entropies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.distributions as td
+
+from deepgm.distributions.base import Distribution, as_shape
+from deepgm.distributions.env import Env
+from deepgm.distributions.families import Normal
+from deepgm.distributions.family import Family
+from deepgm.errors import ObjectiveError
+from deepgm.losses.expr import Loss, as_loss
+
+__all__ = ["LogProb", "E", "KL", "Entropy", "CrossEntropy", "mean_over_samples"]
+
+
+def _check_dist(d: Any, where: str) -> Distribution:
+    if not isinstance(d, Distribution):
+        raise ObjectiveError(f"{where} needs a distribution, got {type(d).__name__}")
+    return d
+
+
+def mean_over_samples(value: Any, sample_shape: tuple[int, ...]) -> Any:
+    """Average the leading ``sample_shape`` dimensions of ``value`` (left alone if it lacks them)."""
+    n = len(sample_shape)
+    if n and torch.is_tensor(value) and tuple(value.shape[:n]) == sample_shape:
+        return value.mean(tuple(range(n))) if n > 1 else value.mean(0)
+    return value
+
+
+class LogProb(Loss):
+    """``log p(x|z)`` at the current values of its variables, summed over event dimensions."""
+
+    def __init__(self, p: Distribution) -> None:
+        self.p = _check_dist(p, "LogProb")
+
+    def _eval(self, env: Env) -> torch.Tensor:
+        return self.p._log_prob_env(env)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.p,)
+
+    def _render(self, latex: bool) -> str:
+        return (r"\log " if latex else "log ") + self.p.prob_text
+
+
+class E(Loss):
+    """``E_{q(z|x)}[f]``: draw ``z`` from ``q`` (``sample_shape`` draws at once, vectorised: the draws
+    are a leading dimension and every network runs on them as a batch), evaluate ``f``, average.
+
+    Draws are shared with every other node asking for the same draw (see :mod:`deepgm.losses.expr`);
+    ``independent=True`` gives this expectation draws of its own.
+    """
+
+    def __init__(self, q: Distribution, f: Loss | float, sample_shape: int | Sequence[int] = (),
+                 reparam: bool = True, independent: bool = False) -> None:
+        self.q = _check_dist(q, "E")
+        self.f = as_loss(f)
+        self.sample_shape = as_shape(sample_shape)
+        self.reparam = reparam
+        self.independent = independent
+
+    def _eval(self, env: Env) -> Any:
+        scope = env.child()
+        if self.independent:
+            scope.salt = id(self)
+        self.q._sample_into(scope, self.sample_shape, None, self.reparam)
+        return mean_over_samples(self.f._eval(scope), self.sample_shape)
+
+    def children(self) -> tuple[Loss, ...]:
+        return (self.f,)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.q,)
+
+    def own_drawn(self) -> tuple[str, ...]:
+        return tuple(self.q.var)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.q.cond_var)
+
+    def _render(self, latex: bool) -> str:
+        inner = self.f._render(latex)
+        if latex:
+            return rf"\mathbb{{E}}_{{{self.q.prob_text}}}\left[{inner}\right]"
+        return f"E_{{{self.q.prob_text}}}[{inner}]"
+
+
+def _analytic_available(p: Distribution, q: Distribution) -> bool:
+    if not (isinstance(p, Family) and isinstance(q, Family)):
+        return False
+    pc, qc = getattr(p, "torch_cls", None), getattr(q, "torch_cls", None)
+    if pc is None or qc is None:
+        return False
+    try:
+        td.kl._dispatch_kl(pc, qc)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _kl_normal(pp: dict[str, torch.Tensor], qp: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``KL(N(μ₁,σ₁²) || N(μ₂,σ₂²)) = ½(σ₁²/σ₂² + (μ₁-μ₂)²/σ₂² - 1 - log σ₁²/σ₂²)``."""
+    var_ratio = (pp["scale"] / qp["scale"]) ** 2
+    t1 = ((pp["loc"] - qp["loc"]) / qp["scale"]) ** 2
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+class KL(Loss):
+    """``D_KL[p||q] = E_p[log p - log q]``: analytic where torch's KL registry has the pair (``analytic``
+    None or True), by Monte Carlo with ``sample_shape`` draws otherwise or when ``analytic=False``."""
+
+    def __init__(self, p: Distribution, q: Distribution, analytic: bool | None = None,
+                 sample_shape: int | Sequence[int] = ()) -> None:
+        self.p, self.q = _check_dist(p, "KL"), _check_dist(q, "KL")
+        if sorted(p.var) != sorted(q.var):
+            raise ObjectiveError(
+                f"KL({p.prob_text}, {q.prob_text}): both must be over the same variables, got {p.var} and {q.var}"
+            )
+        available = _analytic_available(p, q)
+        if analytic and not available:
+            raise ObjectiveError(
+                f"KL({p.prob_text}, {q.prob_text}): no analytic form for {type(p).__name__} and "
+                f"{type(q).__name__}; use analytic=False (Monte Carlo)"
+            )
+        self.analytic = available if analytic is None else analytic
+        self._both_normal = self.analytic and isinstance(p, Normal) and isinstance(q, Normal)
+        self.sample_shape = as_shape(sample_shape)
+
+    def _eval(self, env: Env) -> Any:
+        p, q = self.p, self.q
+        if self.analytic:
+            assert isinstance(p, Family) and isinstance(q, Family)
+            pp, qp = p._params(env), q._params(env)
+            if self._both_normal:
+                kl = _kl_normal(pp, qp)
+            else:
+                kl = td.kl_divergence(p.torch_dist(pp), q.torch_dist(qp))
+            return p._reduce(kl)
+        scope = env.child()
+        p._sample_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(p._log_prob_env(scope) - q._log_prob_env(scope), self.sample_shape)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.p, self.q)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.p.cond_var + self.q.cond_var)
+
+    def _render(self, latex: bool) -> str:
+        a, b = self.p.prob_text, self.q.prob_text
+        if latex:
+            return rf"D_{{\mathrm{{KL}}}}\left[{a} \,\middle\|\, {b}\right]"
+        return f"D_KL[{a}||{b}]"
+
+
+class Entropy(Loss):
+    """``H[p] = -E_p[log p]``: analytic where the family has it, else by Monte Carlo."""
+
+    def __init__(self, p: Distribution, analytic: bool | None = None,
+                 sample_shape: int | Sequence[int] = ()) -> None:
+        self.p = _check_dist(p, "Entropy")
+        self.analytic = isinstance(p, Family) if analytic is None else analytic
+        self.sample_shape = as_shape(sample_shape)
+
+    def _eval(self, env: Env) -> Any:
+        p = self.p
+        if self.analytic:
+            assert isinstance(p, Family)
+            return p._reduce(p.torch_dist(p._params(env)).entropy())
+        scope = env.child()
+        p._sample_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(-p._log_prob_env(scope), self.sample_shape)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.p,)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.p.cond_var)
+
+    def _render(self, latex: bool) -> str:
+        return (rf"H\left[{self.p.prob_text}\right]" if latex else f"H[{self.p.prob_text}]")
+
+
+class CrossEntropy(Loss):
+    """``H[p, q] = -E_p[log q]``; analytic as ``H[p] + D_KL[p||q]`` where both are available."""
+
+    def __init__(self, p: Distribution, q: Distribution, analytic: bool | None = None,
+                 sample_shape: int | Sequence[int] = ()) -> None:
+        self.p, self.q = _check_dist(p, "CrossEntropy"), _check_dist(q, "CrossEntropy")
+        ok = _analytic_available(p, q)
+        self.analytic = ok if analytic is None else analytic
+        if self.analytic and not ok:
+            raise ObjectiveError(f"CrossEntropy({p.prob_text}, {q.prob_text}): no analytic form")
+        self._kl = KL(p, q, analytic=self.analytic or False, sample_shape=sample_shape)
+        self._h = Entropy(p, analytic=self.analytic, sample_shape=sample_shape)
+        self.sample_shape = as_shape(sample_shape)
+
+    def _eval(self, env: Env) -> Any:
+        if self.analytic:
+            return self._h._eval(env) + self._kl._eval(env)
+        scope = env.child()
+        self.p._sample_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(-self.q._log_prob_env(scope), self.sample_shape)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.p, self.q)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.p.cond_var + self.q.cond_var)
+
+    def _render(self, latex: bool) -> str:
+        a, b = self.p.prob_text, self.q.prob_text
+        return rf"H\left[{a}, {b}\right]" if latex else f"H[{a}, {b}]"

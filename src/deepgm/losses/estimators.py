@@ -1,0 +1,88 @@
+"""Score-function (REINFORCE) gradients for expectations over non-reparameterisable latents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from deepgm.distributions.base import Distribution, as_shape
+from deepgm.distributions.env import Env
+from deepgm.errors import ObjectiveError
+from deepgm.losses.core import _check_dist, mean_over_samples
+from deepgm.losses.expr import Loss, as_loss
+
+__all__ = ["REINFORCE"]
+
+
+class REINFORCE(Loss):
+    """``E_{q(z|x)}[f]`` whose gradient is the score-function estimator
+    ``∇ E_q[f] ≈ ∇f + (f - b) ∇ log q(z|x)`` with ``z`` drawn without reparameterisation.
+
+    ``baseline`` ``b`` reduces variance: ``None`` (0), a number, an expression evaluated on the same
+    inputs (a learned baseline; it is trained to fit ``f`` by adding ``(f - b)²`` to the objective with
+    ``fit_baseline=True``), or ``"ema"``: a running mean of ``f`` with ``decay``.
+    The value of the expression is the plain Monte Carlo estimate of ``E_q[f]``.
+    """
+
+    def __init__(self, q: Distribution, f: Loss | float, baseline: Loss | float | str | None = None,
+                 sample_shape: int | Sequence[int] = (), decay: float = 0.9, fit_baseline: bool = True) -> None:
+        self.q = _check_dist(q, "REINFORCE")
+        self.f = as_loss(f)
+        if isinstance(baseline, str) and baseline != "ema":
+            raise ObjectiveError(f"REINFORCE: baseline must be None, a number, an expression or 'ema', "
+                                 f"got {baseline!r}")
+        self.baseline = baseline
+        self.sample_shape = as_shape(sample_shape)
+        self.decay = decay
+        self.fit_baseline = fit_baseline
+        self._ema: torch.Tensor | None = None
+
+    def _baseline(self, env: Env, f: torch.Tensor) -> tuple[Any, Any]:
+        b = self.baseline
+        if b is None:
+            return 0.0, 0.0
+        if b == "ema":
+            current = f.detach().mean()
+            value = current if self._ema is None else self._ema
+            self._ema = current if self._ema is None else self.decay * self._ema + (1 - self.decay) * current
+            return value, 0.0
+        if isinstance(b, Loss):
+            v = b._eval(env)
+            fit = ((f.detach() - v) ** 2) if self.fit_baseline and torch.is_tensor(v) and v.requires_grad else 0.0
+            return v.detach() if torch.is_tensor(v) else v, fit
+        return float(b), 0.0
+
+    def _eval(self, env: Env) -> Any:
+        scope = env.child()
+        self.q._sample_into(scope, self.sample_shape, None, reparam=False)
+        f = self.f._eval(scope)
+        if not torch.is_tensor(f):
+            return f
+        log_q = self.q._log_prob_env(scope)
+        b, fit = self._baseline(env, f)
+        advantage = f.detach() - b
+        score = advantage * log_q
+        out = f + score - score.detach()
+        if torch.is_tensor(fit):
+            out = out + fit - fit.detach()
+        return mean_over_samples(out, self.sample_shape)
+
+    def children(self) -> tuple[Loss, ...]:
+        return (self.f,) + ((self.baseline,) if isinstance(self.baseline, Loss) else ())
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.q,)
+
+    def own_drawn(self) -> tuple[str, ...]:
+        return tuple(self.q.var)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.q.cond_var)
+
+    def _render(self, latex: bool) -> str:
+        inner = self.f._render(latex)
+        if latex:
+            return rf"\mathbb{{E}}^{{\mathrm{{SF}}}}_{{{self.q.prob_text}}}\left[{inner}\right]"
+        return f"E^SF_{{{self.q.prob_text}}}[{inner}]"
