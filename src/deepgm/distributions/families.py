@@ -53,7 +53,7 @@ class Normal(Family):
 
     def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         loc, scale = params["loc"], params["scale"]
-        shape = shape + torch.broadcast_shapes(loc.shape, scale.shape)
+        shape = shape + (loc.shape if loc.shape == scale.shape else torch.broadcast_shapes(loc.shape, scale.shape))
         eps = torch.randn(shape, dtype=loc.dtype, device=loc.device)
         z = loc + eps * scale
         return z if reparam else z.detach()

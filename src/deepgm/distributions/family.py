@@ -46,7 +46,7 @@ class Family(Distribution):
     ``has_rsample`` (whether draws are differentiable).
     """
 
-    torch_cls: ClassVar[type[torch.distributions.Distribution]]
+    torch_cls: ClassVar[type[torch.distributions.Distribution] | None] = None
     param_names: ClassVar[tuple[str, ...]] = ()
     alternatives: ClassVar[tuple[tuple[str, ...], ...]] = ()
     value_event_ndim: ClassVar[int] = 0
@@ -309,15 +309,27 @@ class Family(Distribution):
 def _flatten_samples(
     args: list[torch.Tensor], sdims: list[int], m: int
 ) -> tuple[Shape, list[torch.Tensor]]:
-    """Broadcast the leading sample dims of ``args`` to the largest and fold them into the batch."""
+    """Broadcast the leading sample dims of ``args`` to the largest ``m`` and fold them into the batch.
+
+    ``(S..., B, D...)`` becomes ``(S·B, D...)`` when every argument has a batch dimension after its
+    sample dimensions and a feature dimension after that; otherwise ``(S..., D)`` becomes ``(S, D)``.
+    Returns the leading shape to restore and the folded arguments.
+    """
     ref = args[sdims.index(m)]
     lead = tuple(ref.shape[:m])
-    out = []
+    expanded = []
     for a, s in zip(args, sdims):
         if s < m:
             a = a.expand(lead[: m - s] + tuple(a.shape))
-        out.append(a.reshape((-1,) + tuple(a.shape[m:])))
-    return lead, out
+        expanded.append(a)
+    k = m + 1 if all(a.dim() >= m + 2 for a in expanded) else m
+    if k > m:
+        batch = {a.shape[m] for a in expanded}
+        if len(batch) == 1:
+            lead = lead + (batch.pop(),)
+        else:
+            k = m
+    return lead, [a.reshape((-1,) + tuple(a.shape[k:])) for a in expanded]
 
 
 def _describe(c: constraints.Constraint) -> str:

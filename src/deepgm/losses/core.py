@@ -97,10 +97,26 @@ def _analytic_available(p: Distribution, q: Distribution) -> bool:
     if pc is None or qc is None:
         return False
     try:
-        td.kl._dispatch_kl(pc, qc)
+        fn = td.kl._dispatch_kl(pc, qc)
     except NotImplementedError:
         return False
-    return True
+    return fn is not NotImplemented
+
+
+def _is_standard_normal(d: Distribution) -> bool:
+    """A Normal whose loc and scale are constant buffers equal to 0 and 1."""
+    if not isinstance(d, Normal) or d._computed or d._refs or set(d._consts) != {"loc", "scale"}:
+        return False
+    loc, scale = (getattr(d, d._consts[k]) for k in ("loc", "scale"))
+    if loc.requires_grad or scale.requires_grad or isinstance(loc, torch.nn.Parameter):
+        return False
+    return bool((loc == 0).all()) and bool((scale == 1).all())
+
+
+def _kl_std_normal(pp: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``KL(N(μ,σ²) || N(0,1)) = ½(σ² + μ² - 1) - log σ``."""
+    scale = pp["scale"]
+    return 0.5 * (scale**2 + pp["loc"] ** 2 - 1) - scale.log()
 
 
 def _kl_normal(pp: dict[str, torch.Tensor], qp: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -129,6 +145,9 @@ class KL(Loss):
             )
         self.analytic = available if analytic is None else analytic
         self._both_normal = self.analytic and isinstance(p, Normal) and isinstance(q, Normal)
+        # KL to a constant N(0, I) prior, the VAE's: fewer operations. The prior's buffers are read
+        # here once; a prior whose buffers change later should be an nn.Parameter or a new distribution.
+        self._to_std_normal = self._both_normal and _is_standard_normal(q)
         self.sample_shape = as_shape(sample_shape)
 
     def _eval(self, env: Env) -> Any:
@@ -136,7 +155,11 @@ class KL(Loss):
         if self.analytic:
             assert isinstance(p, Family) and isinstance(q, Family)
             pp, qp = p._params(env), q._params(env)
-            if self._both_normal:
+            if self._to_std_normal:
+                kl = _kl_std_normal(pp)
+                if kl.shape[-1:] != qp["loc"].shape[-1:]:  # the prior's event shape is part of the KL's
+                    kl = kl.expand(torch.broadcast_shapes(kl.shape, qp["loc"].shape))
+            elif self._both_normal:
                 kl = _kl_normal(pp, qp)
             else:
                 kl = td.kl_divergence(p.torch_dist(pp), q.torch_dist(qp))

@@ -106,7 +106,8 @@ class Model(nn.Module):
 
     def train_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """One optimisation step on the batch ``inputs``; returns the loss before the step."""
-        self.train()
+        if not self.training:
+            self.train()
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
         loss = self._value(inputs, params)
@@ -131,8 +132,11 @@ class Model(nn.Module):
     def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """The objective on ``inputs`` without gradients (modules in eval mode)."""
         self.eval()
-        with torch.no_grad():
-            return self._value(inputs, params).item()
+        try:
+            with torch.no_grad():
+                return self._value(inputs, params).item()
+        finally:
+            self.train()
 
     test_step = eval_step
 
