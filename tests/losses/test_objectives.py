@@ -8,10 +8,29 @@ import pytest
 import torch
 from torch import nn
 
-from deepgm.distributions import Bernoulli, Beta, Categorical, Deterministic, Gamma, Laplace, Normal, RelaxedBernoulli
+from deepgm.distributions import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Deterministic,
+    Gamma,
+    Laplace,
+    Normal,
+    RelaxedBernoulli,
+)
 from deepgm.errors import MissingVariableError, ObjectiveError
 from deepgm.losses import (
-    KL, MMD, REINFORCE, CrossEntropy, E, Entropy, IterativeLoss, LogProb, Parameter, maximum, minimum,
+    KL,
+    MMD,
+    REINFORCE,
+    CrossEntropy,
+    E,
+    Entropy,
+    IterativeLoss,
+    LogProb,
+    Parameter,
+    maximum,
+    minimum,
     mmd2_unbiased,
 )
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import torch
 
-from deepgm.distributions.base import Distribution, as_shape
+from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
 from deepgm.losses.core import E, LogProb, _check_dist

@@ -83,12 +83,21 @@ class Model(nn.Module):
         self.clip_grad_value = clip_grad_value
         self.on_nonfinite = on_nonfinite
         self.skipped_steps = 0
+        self._compiled = torch.compile(self._evaluate) if compile else None
+        # the first evaluation runs eagerly: it validates parameters (data-dependent checks that
+        # would break a compiled graph); later ones run compiled
         self._objective: Callable[[Mapping[str, Any]], torch.Tensor] = (
-            torch.compile(self._evaluate) if compile else self._evaluate
+            self._evaluate_then_compile if compile else self._evaluate
         )
 
     def _evaluate(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         return self.loss._eval(Env(inputs))
+
+    def _evaluate_then_compile(self, inputs: Mapping[str, Any]) -> torch.Tensor:
+        value = self._evaluate(inputs)
+        assert self._compiled is not None
+        self._objective = self._compiled
+        return value
 
     def _value(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor:
         if not isinstance(inputs, Mapping):
