@@ -268,7 +268,8 @@ class MarginalizedDistribution(Distribution):
 
     @property
     def prob_factorized_text(self) -> str:
-        return f"{self.prob_text} = \\int {self.base.prob_factorized_text.split(' = ')[-1]} d{','.join(self.marginalized)}"
+        inner = self.base.prob_factorized_text.split(" = ")[-1]
+        return f"{self.prob_text} = \\int {inner} d{','.join(self.marginalized)}"
 
     def _sample_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True

@@ -101,7 +101,9 @@ class Model(nn.Module):
 
     def _value(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor:
         if not isinstance(inputs, Mapping):
-            raise TypeError(f"Model: a batch is a dict of named tensors such as {{'x': x}}, got {type(inputs).__name__}")
+            raise TypeError(
+                f"Model: a batch is a dict of named tensors such as {{'x': x}}, got {type(inputs).__name__}"
+            )
         if params:
             inputs = {**inputs, **params}
         value = self._objective(inputs)
