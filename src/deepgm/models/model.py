@@ -16,6 +16,7 @@ from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import NonFiniteLossError, ObjectiveError
 from deepgm.losses.expr import Loss
+from deepgm.training import distributed as _dist
 
 __all__ = ["Model", "atomic_save"]
 
@@ -124,6 +125,9 @@ class Model(nn.Module):
         loss = self._value(inputs, params)
         loss.backward()
         value = loss.item()
+        distributed = _dist.is_active()
+        if distributed:  # every process sees the same (mean) value, so all stop or step together
+            value = _dist.average_value(value)
         if not math.isfinite(value):
             if self.on_nonfinite == "skip":
                 self.skipped_steps += 1
@@ -133,6 +137,8 @@ class Model(nn.Module):
                 f"the objective {self.loss} is {value} at this step; the optimiser did not step, so the "
                 f"parameters are those of the last finite step (use on_nonfinite='skip' to skip such steps)"
             )
+        if distributed:
+            _dist.average_gradients(self._trainable)
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._trainable, self.clip_grad_norm)
         if self.clip_grad_value is not None:

@@ -1,0 +1,71 @@
+"""Reusable networks: MLPs and the heads that turn features into distribution parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MLP", "activation", "NormalHead", "LogitsHead"]
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus,
+    "gelu": nn.GELU, "silu": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module called ``name`` (relu, tanh, elu, leaky_relu, softplus, gelu, silu)."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+
+
+class MLP(nn.Sequential):
+    """``Linear → act → … → Linear`` through ``sizes`` (``[in, h1, …, out]``); no activation at the end
+    unless ``out_activation`` is given.
+
+    >>> MLP([4, 8, 2])(torch.zeros(3, 4)).shape
+    torch.Size([3, 2])
+    """
+
+    def __init__(self, sizes: Sequence[int], act: str = "relu", out_activation: str | None = None) -> None:
+        if len(sizes) < 2:
+            raise ValueError(f"MLP needs at least an input and an output size, got {list(sizes)}")
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(activation(act))
+        if out_activation is not None:
+            layers.append(activation(out_activation))
+        super().__init__(*layers)
+
+
+class NormalHead(nn.Module):
+    """Features → ``{"loc", "scale"}`` with ``scale = softplus(·) + min_scale``, after an MLP body."""
+
+    def __init__(self, body: nn.Module, features: int, out: int, min_scale: float = 1e-4) -> None:
+        super().__init__()
+        self.body = body
+        self.loc = nn.Linear(features, out)
+        self.scale = nn.Linear(features, out)
+        self.min_scale = min_scale
+
+    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0])
+        return {"loc": self.loc(h), "scale": F.softplus(self.scale(h)) + self.min_scale}
+
+
+class LogitsHead(nn.Module):
+    """Inputs → ``{"logits": net(inputs)}`` (for Bernoulli and Categorical); several inputs are concatenated."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.net(torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0])}

@@ -1,0 +1,338 @@
+"""One fit loop for any model with ``train_step``/``eval_step`` (deepgm's Model, the adversarial models).
+
+Data are dicts of tensors held in memory (``{"x": (N, ...), "y": (N,)}``). Each epoch's order comes
+from a generator seeded by ``(seed, epoch)``, and the global RNG states are saved in every checkpoint,
+so a resumed run continues exactly as the uninterrupted one would have (same batches, same noise).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from deepgm.errors import NonFiniteLossError
+from deepgm.training import distributed as dist
+from deepgm.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+__all__ = ["Trainer", "TrainerConfig", "Trainable", "TrainingStopped"]
+
+Batch = dict[str, torch.Tensor]
+
+
+class Trainable(Protocol):
+    """What the trainer needs of a model."""
+
+    def train_step(self, inputs: Mapping[str, Any], **params: Any) -> float | dict[str, float]: ...
+    def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float | dict[str, float]: ...
+    def full_state_dict(self) -> dict[str, Any]: ...
+    def load_full_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on a non-finite loss; the message names the last good checkpoint."""
+
+
+@dataclass
+class TrainerConfig:
+    """Options of :class:`Trainer` (each is a CLI flag of ``deepgm train``)."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    seed: int = 0
+    out_dir: Path = Path("runs/default")
+    log_every: int = 20
+    checkpoint_every: int | None = None  # steps; None: at the end of every epoch
+    keep_checkpoints: int = 2
+    early_stopping_patience: int | None = None
+    progress: bool = True
+    tensorboard: bool = False
+    device: str = "cpu"
+    drop_last: bool = True
+
+
+def _as_dict(value: float | Mapping[str, float]) -> dict[str, float]:
+    return {"loss": float(value)} if not isinstance(value, Mapping) else {k: float(v) for k, v in value.items()}
+
+
+@dataclass
+class _Position:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    history: dict[str, list[float]] = field(default_factory=lambda: {"step": [], "loss": [], "val_step": [],
+                                                                     "val_loss": []})
+
+
+class Trainer:
+    """Fits ``model`` on ``train`` (dict of tensors), validating on ``val`` every epoch.
+
+    ``transform(batch)`` is applied to every training batch (e.g. dynamic binarisation, drawn from the
+    global generator so it is part of the saved RNG state); ``params(step)`` gives values of the
+    objective's ``Parameter``s (β, annealing). Writes ``metrics.csv``, checkpoints under
+    ``out_dir/checkpoints`` (``last`` and ``best``), and on a non-finite loss stops with
+    :class:`TrainingStopped` naming the last good checkpoint.
+    """
+
+    def __init__(self, model: Trainable, train: Mapping[str, torch.Tensor], config: TrainerConfig,
+                 val: Mapping[str, torch.Tensor] | None = None,
+                 transform: Callable[[Batch], Batch] | None = None,
+                 params: Callable[[int], dict[str, Any]] | None = None) -> None:
+        self.model = model
+        self.train_data = dict(train)
+        self.val_data = dict(val) if val is not None else None
+        self.config = config
+        self.transform = transform
+        self.params = params
+        n = {len(v) for v in self.train_data.values()}
+        if len(n) != 1:
+            raise ValueError(f"Trainer: training tensors differ in length: "
+                             f"{ {k: len(v) for k, v in self.train_data.items()} }")
+        self.n_train = n.pop()
+        if config.batch_size < 1 or config.batch_size > self.n_train:
+            raise ValueError(f"Trainer: batch_size must be in [1, {self.n_train}], got {config.batch_size}")
+        self.out_dir = Path(config.out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.pos = _Position()
+        self.rank, self.world = dist.rank(), dist.world_size()
+        if self.world > 1 and config.batch_size % self.world:
+            raise ValueError(f"Trainer: batch_size {config.batch_size} must divide among {self.world} processes")
+        self._tb: Any = None
+
+    # -- data --------------------------------------------------------------------------------------------
+    def _order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n_train, generator=g)
+
+    def _batches_per_epoch(self) -> int:
+        b = self.config.batch_size
+        return self.n_train // b if self.config.drop_last else math.ceil(self.n_train / b)
+
+    def _batch(self, idx: torch.Tensor) -> Batch:
+        if self.world > 1:  # each process takes its share of the global batch
+            idx = idx[self.rank:: self.world]
+        device = self.config.device
+        batch = {k: v[idx].to(device) for k, v in self.train_data.items()}
+        return self.transform(batch) if self.transform is not None else batch
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def _module(self) -> nn.Module:
+        assert isinstance(self.model, nn.Module)
+        return self.model
+
+    def _state(self) -> dict[str, Any]:
+        full = self.model.full_state_dict()
+        full.pop("model", None)  # the weights go to safetensors
+        p = self.pos
+        return {"trainable": full, "rng": rng_state(), "step": p.step, "epoch": p.epoch,
+                "batch_in_epoch": p.batch_in_epoch, "best_val": p.best_val, "bad_epochs": p.bad_epochs,
+                "history": p.history, "config": json.dumps(asdict(self.config), default=str)}
+
+    def save(self, best: bool = False) -> Path | None:
+        """Checkpoint now (rank 0 only); ``best`` also points ``best`` at it."""
+        if self.rank != 0:
+            return None
+        pointers = ("last", "best") if best else ("last",)
+        return save_checkpoint(self.ckpt_dir, f"step-{self.pos.step:09d}", self._module(), self._state(),
+                               keep=self.config.keep_checkpoints, pointers=pointers)
+
+    def resume(self, pointer: str = "last") -> None:
+        """Continue from ``out_dir/checkpoints/<pointer>``."""
+        path = latest_checkpoint(self.ckpt_dir, pointer)
+        state = load_checkpoint(path, self._module())
+        trainable = dict(state["trainable"])
+        trainable["model"] = self._module().state_dict()
+        self.model.load_full_state_dict(trainable)
+        set_rng_state(state["rng"])
+        self.pos = _Position(step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"],
+                             best_val=state["best_val"], bad_epochs=state["bad_epochs"], history=state["history"])
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def evaluate(self, data: Mapping[str, torch.Tensor] | None = None) -> float:
+        """The mean ``eval_step`` loss over ``data`` (default: the validation set), weighted by batch size."""
+        data = self.val_data if data is None else data
+        assert data is not None
+        n = len(next(iter(data.values())))
+        total, b = 0.0, self.config.eval_batch_size
+        for i in range(0, n, b):
+            batch = {k: v[i:i + b].to(self.config.device) for k, v in data.items()}
+            if self.transform is not None and "x" in batch:
+                batch = self.transform(batch)
+            out = _as_dict(self.model.eval_step(batch, **(self.params(self.pos.step) if self.params else {})))
+            total += out["loss"] * len(next(iter(batch.values())))
+        return total / n
+
+    def fit(self, resume: bool = False) -> dict[str, list[float]]:
+        """Train for ``epochs`` (or ``max_steps``); returns the history of losses."""
+        cfg = self.config
+        if resume:
+            self.resume()
+        else:
+            torch.manual_seed(cfg.seed)
+        if self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "trainer_config.json").write_text(json.dumps(asdict(cfg), default=str, indent=2))
+        csv_path = self.out_dir / "metrics.csv"
+        log = _CsvLog(csv_path, append=resume) if self.rank == 0 else None
+        if cfg.tensorboard and self.rank == 0:
+            self._tb = _tensorboard(self.out_dir / "tensorboard")
+        per_epoch = self._batches_per_epoch()
+        bar = _Progress(total=cfg.max_steps or cfg.epochs * per_epoch, initial=self.pos.step,
+                        enabled=cfg.progress and self.rank == 0)
+        stop = False
+        try:
+            while self.pos.epoch < cfg.epochs and not stop:
+                order = self._order(self.pos.epoch)
+                t0, seen = time.perf_counter(), 0
+                for bi in range(self.pos.batch_in_epoch, per_epoch):
+                    idx = order[bi * cfg.batch_size:(bi + 1) * cfg.batch_size]
+                    batch = self._batch(idx)
+                    params = self.params(self.pos.step) if self.params else {}
+                    try:
+                        out = _as_dict(self.model.train_step(batch, **params))
+                    except NonFiniteLossError as err:
+                        last = self.ckpt_dir / "last"
+                        where = (self.ckpt_dir / last.read_text().strip()) if last.exists() else "none written yet"
+                        raise TrainingStopped(f"stopped at step {self.pos.step}: {err}. "
+                                              f"Last good checkpoint: {where}") from err
+                    self.pos.step += 1
+                    self.pos.batch_in_epoch = bi + 1
+                    seen += len(idx)
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(out["loss"], rate)
+                    if self.pos.step % cfg.log_every == 0 or bi == per_epoch - 1:
+                        self.pos.history["step"].append(self.pos.step)
+                        self.pos.history["loss"].append(out["loss"])
+                        if log:
+                            log.write({"step": self.pos.step, "epoch": self.pos.epoch, **out,
+                                       "examples_per_s": round(rate, 1)})
+                        if self._tb is not None:
+                            for k, v in out.items():
+                                self._tb.add_scalar(f"train/{k}", v, self.pos.step)
+                    if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    if cfg.max_steps is not None and self.pos.step >= cfg.max_steps:
+                        stop = True
+                        break
+                if not stop or self.pos.batch_in_epoch == per_epoch:
+                    self.pos.epoch += 1
+                    self.pos.batch_in_epoch = 0
+                best = self._end_of_epoch(log, bar)
+                if cfg.checkpoint_every is None or best or stop:
+                    self.save(best=best)
+                if cfg.early_stopping_patience is not None and self.pos.bad_epochs >= cfg.early_stopping_patience:
+                    bar.write(f"early stopping: no validation improvement in {self.pos.bad_epochs} epochs")
+                    break
+        finally:
+            bar.close()
+            if log:
+                log.close()
+            if self._tb is not None:
+                self._tb.close()
+        return self.pos.history
+
+    def _end_of_epoch(self, log: _CsvLog | None, bar: _Progress) -> bool:
+        if self.val_data is None:
+            return False
+        val = self.evaluate()
+        self.pos.history["val_step"].append(self.pos.step)
+        self.pos.history["val_loss"].append(val)
+        if log:
+            log.write({"step": self.pos.step, "epoch": self.pos.epoch, "val_loss": val})
+        if self._tb is not None:
+            self._tb.add_scalar("val/loss", val, self.pos.step)
+        bar.write(f"epoch {self.pos.epoch}: validation loss {val:.4f}")
+        if val < self.pos.best_val:
+            self.pos.best_val, self.pos.bad_epochs = val, 0
+            return True
+        self.pos.bad_epochs += 1
+        return False
+
+
+class _CsvLog:
+    def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if append and path.exists():
+            with path.open() as fh:
+                self.rows = list(csv.DictReader(fh))
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        keys: list[str] = []
+        for r in self.rows:
+            keys.extend(k for k in r if k not in keys)
+        with self.path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+
+    def close(self) -> None:
+        pass
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:  # pragma: no cover - depends on the optional package
+        raise ImportError("tensorboard logging needs the optional package 'tensorboard' "
+                          "(pip install tensorboard)") from err
+    return SummaryWriter(str(path))
+
+
+class _Progress:
+    """A tqdm bar with the live loss and throughput when tqdm is installed, else periodic lines."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.n = initial
+        self.total = total
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+            except ImportError:
+                self.bar = None
+
+    def update(self, loss: float, rate: float) -> None:
+        self.n += 1
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}", ex_per_s=f"{rate:.0f}", refresh=False)
+            self.bar.update(1)
+        elif self.n % 100 == 0:
+            print(f"step {self.n}/{self.total}  loss {loss:.4g}  {rate:.0f} ex/s", file=sys.stderr)
+
+    def write(self, msg: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(msg)
+        else:
+            print(msg, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,69 @@
+"""The model zoo's registry: a name, a one-line summary, a config dataclass and a builder per model.
+
+``deepgm list`` shows the registry; ``deepgm train NAME`` builds ``NAME`` from its config (each field is
+a CLI option) and the data's description.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DataInfo", "ZooEntry", "register", "get", "names", "REGISTRY"]
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a builder needs to know of the data: one example's shape, labels, value type."""
+
+    name: str
+    x_shape: tuple[int, ...]
+    n_classes: int | None = None
+    binary: bool = True  # values in [0, 1] read as Bernoulli probabilities
+
+    @property
+    def x_dim(self) -> int:
+        """The number of values in one example."""
+        return math.prod(self.x_shape)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One registered model."""
+
+    name: str
+    summary: str
+    config: type
+    build: Callable[[Any, DataInfo], Any]
+    needs_labels: bool = False
+
+
+REGISTRY: dict[str, ZooEntry] = {}
+
+
+def register(name: str, summary: str, config: type, needs_labels: bool = False
+             ) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
+    """Decorator: register ``build(config, data_info) -> model`` under ``name``."""
+
+    def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
+        if name in REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels)
+        return build
+
+    return deco
+
+
+def names() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(REGISTRY)
+
+
+def get(name: str) -> ZooEntry:
+    """The entry for ``name``; a ``KeyError`` listing the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(names())}") from None
