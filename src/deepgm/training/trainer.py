@@ -233,15 +233,18 @@ class Trainer:
                     if cfg.max_steps is not None and self.pos.step >= cfg.max_steps:
                         stop = True
                         break
-                if not stop or self.pos.batch_in_epoch == per_epoch:
+                if self.pos.batch_in_epoch == per_epoch:  # a whole epoch: validate, checkpoint
                     self.pos.epoch += 1
                     self.pos.batch_in_epoch = 0
-                best = self._end_of_epoch(log, bar)
-                if cfg.checkpoint_every is None or best or stop:
-                    self.save(best=best)
-                if cfg.early_stopping_patience is not None and self.pos.bad_epochs >= cfg.early_stopping_patience:
-                    bar.write(f"early stopping: no validation improvement in {self.pos.bad_epochs} epochs")
-                    break
+                    best = self._end_of_epoch(log, bar)
+                    if cfg.checkpoint_every is None or best or stop:
+                        self.save(best=best)
+                    patience = cfg.early_stopping_patience
+                    if patience is not None and self.pos.bad_epochs >= patience:
+                        bar.write(f"early stopping: no validation improvement in {self.pos.bad_epochs} epochs")
+                        break
+                elif stop:  # stopped inside an epoch (max_steps): checkpoint where we are
+                    self.save()
         finally:
             bar.close()
             if log:
