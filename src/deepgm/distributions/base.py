@@ -226,7 +226,7 @@ class JointDistribution(Distribution):
     ) -> None:
         drawn: set[str] = set()
         for f in self._order:
-            own = () if any(c in drawn for c in f.cond_var) else sample_shape
+            own = () if any(c in drawn and env.sdims.get(c, 0) for c in f.cond_var) else sample_shape
             f._sample_into(env, own, batch_n, reparam)
             drawn.update(f.var)
 

@@ -125,7 +125,7 @@ class _Relaxed(Family):
     def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         y = super()._draw(params, shape, reparam)
         if self.straight_through:
-            return self._hard(y) + y - y.detach()
+            return self._hard(y) - y.detach() + y  # this order is exactly 0/1 in floating point
         return y
 
     def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:

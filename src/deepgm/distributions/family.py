@@ -103,7 +103,7 @@ class Family(Distribution):
         if event_ndim is None:
             if self.features_shape is not None:
                 event_ndim = len(self.features_shape)
-            elif self._computed:
+            elif self._computed or self._refs:
                 event_ndim = max(1, self.value_event_ndim)
             else:
                 shapes = [getattr(self, a).shape for a in self._consts.values()]
@@ -245,8 +245,8 @@ class Family(Distribution):
         if hit is None:
             params = self._params(env)
             shape = sample_shape
-            if batch_n is not None and not self.cond_var:
-                shape = shape + (batch_n,)
+            if batch_n is not None and not any(c in env.values for c in self.cond_var):
+                shape = shape + (batch_n,)  # nothing to take a batch from (e.g. a PoE with no expert given)
             sdims = env.sdims
             base = max([sdims.get(n, 0) for n in self.cond_var]) if sdims and self.cond_var else 0
             hit = (self._draw(params, shape, reparam), base + len(sample_shape))
