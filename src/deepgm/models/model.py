@@ -61,6 +61,7 @@ class Model(nn.Module):
         compile: bool = False,
         on_nonfinite: Literal["raise", "skip"] = "raise",
         modules: Iterable[nn.Module] = (),
+        amp: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(loss, Loss):
@@ -84,6 +85,8 @@ class Model(nn.Module):
         self.clip_grad_value = clip_grad_value
         self.on_nonfinite = on_nonfinite
         self.skipped_steps = 0
+        self.amp = amp  # mixed precision (float16 autocast + gradient scaling) when the model is on a GPU
+        self._scaler: Any = None
         self._compiled = torch.compile(self._evaluate) if compile else None
         # the first evaluation runs eagerly: it validates parameters (data-dependent checks that
         # would break a compiled graph); later ones run compiled
@@ -122,8 +125,14 @@ class Model(nn.Module):
             self.train()
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
-        loss = self._value(inputs, params)
-        loss.backward()
+        scaler = self._amp_scaler()
+        if scaler is not None:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = self._value(inputs, params)
+            scaler.scale(loss).backward()
+        else:
+            loss = self._value(inputs, params)
+            loss.backward()
         value = loss.item()
         distributed = _dist.is_active()
         if distributed:  # every process sees the same (mean) value, so all stop or step together
@@ -139,12 +148,26 @@ class Model(nn.Module):
             )
         if distributed:
             _dist.average_gradients(self._trainable)
+        if scaler is not None:
+            scaler.unscale_(opt)
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._trainable, self.clip_grad_norm)
         if self.clip_grad_value is not None:
             torch.nn.utils.clip_grad_value_(self._trainable, self.clip_grad_value)
-        opt.step()
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
         return value
+
+    def _amp_scaler(self) -> Any:
+        """The gradient scaler when mixed precision applies (``amp`` and parameters on CUDA), else None."""
+        if not self.amp or not self._trainable[0].is_cuda:
+            return None
+        if self._scaler is None:
+            self._scaler = torch.amp.GradScaler("cuda")
+        return self._scaler
 
     def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """The objective on ``inputs`` without gradients (modules in eval mode)."""

@@ -65,6 +65,7 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = False
     device: str = "cpu"
+    amp: bool = False  # mixed precision on a GPU
     drop_last: bool = True
 
 
@@ -117,6 +118,10 @@ class Trainer:
         if self.world > 1 and config.batch_size % self.world:
             raise ValueError(f"Trainer: batch_size {config.batch_size} must divide among {self.world} processes")
         self._tb: Any = None
+        if config.device != "cpu":
+            self._module().to(config.device)
+        if hasattr(model, "amp"):
+            model.amp = config.amp  # type: ignore[attr-defined]
 
     # -- data --------------------------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
