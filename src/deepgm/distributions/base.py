@@ -128,7 +128,7 @@ class Distribution(nn.Module):
 
     def _check_inputs(self, env: Env, with_var: bool = False) -> None:
         for n in self.cond_var + (self.var if with_var else []):
-            env.get(n, self.owner)
+            env.get(n, self)
 
     def __mul__(self, other: Distribution) -> JointDistribution:
         if not isinstance(other, Distribution):

@@ -66,17 +66,19 @@ class Env:
             self.sdims.pop(name, None)
         shared.trace[name] = (value, sdim)
 
-    def get(self, name: str, owner: str) -> Any:
-        """The value of ``name``; a clear error naming ``owner`` (who needed it) when absent."""
+    def get(self, name: str, owner: Any) -> Any:
+        """The value of ``name``; a clear error naming ``owner`` (who needed it: a distribution, whose
+        ``owner`` text is only built on error, or a string) when absent."""
         try:
             return self.values[name]
         except KeyError:
             given = ", ".join(sorted(self.values)) or "nothing"
+            who = getattr(owner, "owner", owner)
             raise MissingVariableError(
-                f"{owner} needs the variable '{name}', but the inputs hold {given}"
+                f"{who} needs the variable '{name}', but the inputs hold {given}"
             ) from None
 
-    def key(self, names: tuple[str, ...], owner: str) -> tuple[int, ...]:
+    def key(self, names: tuple[str, ...], owner: Any) -> tuple[int, ...]:
         """The versions of ``names`` (a memo key); raises the missing-variable error when absent."""
         versions = self.versions
         try:

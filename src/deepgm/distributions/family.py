@@ -114,6 +114,11 @@ class Family(Distribution):
         extra = self.event_ndim - self.value_event_ndim
         self._sum_dims: tuple[int, ...] = tuple(range(-extra, 0))
         self._cond_t = tuple(self.cond_var)
+        # where each constant lives (the module's own _buffers/_parameters dicts, which .to() updates in
+        # place), read directly on the hot path instead of through nn.Module.__getattr__
+        self._const_slots: dict[str, tuple[dict[str, Any], str]] = {
+            k: (self._parameters if a in self._parameters else self._buffers, a) for k, a in self._consts.items()
+        }
         self._validated = False
 
     # -- parameters ----------------------------------------------------------------------------------
@@ -136,11 +141,12 @@ class Family(Distribution):
                     f"got {bad.flatten()[:4].tolist()}"
                 )
 
-    def _params(self, env: Env) -> dict[str, torch.Tensor]:
-        """The parameters at the conditions in ``env``, computed once per evaluation."""
+    def _params(self, env: Env, cond_key: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
+        """The parameters at the conditions in ``env``, computed once per evaluation
+        (``cond_key``: the conditions' versions, when the caller has them already)."""
         if not self._computed and not self._refs:
-            return {k: getattr(self, a) for k, a in self._consts.items()}
-        key = (id(self), self._cond_key(env))
+            return {k: store[a] for k, (store, a) in self._const_slots.items()}
+        key = (id(self), self._cond_key(env) if cond_key is None else cond_key)
         memo = env.shared.params
         out = memo.get(key)
         if out is None:
@@ -149,7 +155,7 @@ class Family(Distribution):
         return out
 
     def _cond_key(self, env: Env) -> tuple[int, ...]:
-        return env.key(self._cond_t, self.owner)
+        return env.key(self._cond_t, self)
 
     def _compute_params(self, env: Env) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor]
@@ -161,18 +167,20 @@ class Family(Distribution):
             if m:
                 lead, args = _flatten_samples(args, [sdims.get(n, 0) for n in names], m)
                 out = self.forward(*args)
-                self._check_out(out)
+                if not self._validated:
+                    self._check_out(out)
                 n = _prod(lead)
                 out = {k: (v.reshape(lead + v.shape[1:]) if v.dim() and v.shape[0] == n else v)
                        for k, v in out.items()}
             else:
                 out = self.forward(*args)
-                self._check_out(out)
+                if not self._validated:
+                    self._check_out(out)
                 out = dict(out)
         else:
             out = {}
-        for k, a in self._consts.items():
-            out[k] = getattr(self, a)
+        for k, (store, a) in self._const_slots.items():
+            out[k] = store[a]
         for k, v in self._refs.items():
             out[k] = env.values[v]
         if not self._validated:
@@ -239,11 +247,12 @@ class Family(Distribution):
     def _sample_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
-        key = (id(self), self._cond_key(env), sample_shape, batch_n, reparam, env.salt)
+        cond_key = self._cond_key(env)
+        key = (id(self), cond_key, sample_shape, batch_n, reparam, env.salt)
         memo = env.shared.samples
         hit = memo.get(key)
         if hit is None:
-            params = self._params(env)
+            params = self._params(env, cond_key)
             shape = sample_shape
             if batch_n is not None and not any(c in env.values for c in self.cond_var):
                 shape = shape + (batch_n,)  # nothing to take a batch from (e.g. a PoE with no expert given)
@@ -257,7 +266,7 @@ class Family(Distribution):
         params = self._params(env)
         if detach_params:
             params = {k: v.detach() for k, v in params.items()}
-        value = self._prepare_value(env.get(self.var[0], self.owner), params)
+        value = self._prepare_value(env.get(self.var[0], self), params)
         lp = self._log_prob_value(params, value)
         return lp.sum(self._sum_dims) if self._sum_dims else lp
 

@@ -72,7 +72,7 @@ class Empirical(Distribution):
     def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         if self.data is None:
-            env.get(self.var[0], self.owner)
+            env.get(self.var[0], self)
             return
         shape = sample_shape + ((batch_n,) if batch_n else ())
         idx = torch.randint(len(self.data), shape, device=self.data.device)
@@ -131,7 +131,7 @@ class MixtureOfNormal(Distribution):
         return lp + self.logits.log_softmax(-1)
 
     def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
-        return self._component_log_prob(env.get(self.var[0], self.owner)).logsumexp(-1)
+        return self._component_log_prob(env.get(self.var[0], self)).logsumexp(-1)
 
     def posterior(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         """The responsibilities ``p(k|x) = π_k N(x; μ_k, σ_k²) / p(x)``, shape ``(..., K)``."""
@@ -190,7 +190,7 @@ class ProductOfNormal(Normal):
 
     def _check_inputs(self, env: Env, with_var: bool = False) -> None:
         if with_var:
-            env.get(self.var[0], self.owner)
+            env.get(self.var[0], self)
 
     def _cond_key(self, env: Env) -> tuple[int, ...]:
         v = env.versions
@@ -240,7 +240,7 @@ class MixtureOfExperts(Distribution):
     def _check_inputs(self, env: Env, with_var: bool = False) -> None:
         self._present(env)
         if with_var:
-            env.get(self.var[0], self.owner)
+            env.get(self.var[0], self)
 
     def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
@@ -288,7 +288,7 @@ class FromTorch(Distribution):
         self.event_ndim = event_ndim
 
     def _dist(self, env: Env) -> td.Distribution:
-        key = (id(self), env.key(tuple(self.cond_var), self.owner))
+        key = (id(self), env.key(tuple(self.cond_var), self))
         memo = env.shared.params
         hit = memo.get(key)
         if hit is None:
@@ -311,7 +311,7 @@ class FromTorch(Distribution):
         env.set(self.var[0], x, base + len(sample_shape))
 
     def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
-        lp = self._dist(env).log_prob(env.get(self.var[0], self.owner))
+        lp = self._dist(env).log_prob(env.get(self.var[0], self))
         return lp.sum(tuple(range(-self.event_ndim, 0))) if self.event_ndim else lp
 
     def replace_var(self, **mapping: str) -> FromTorch:

@@ -69,7 +69,8 @@ class E(Loss):
         if self.independent:
             scope.salt = id(self)
         self.q._sample_into(scope, self.sample_shape, None, self.reparam)
-        return mean_over_samples(self.f._eval(scope), self.sample_shape)
+        value = self.f._eval(scope)
+        return mean_over_samples(value, self.sample_shape) if self.sample_shape else value
 
     def children(self) -> tuple[Loss, ...]:
         return (self.f,)
@@ -148,18 +149,24 @@ class KL(Loss):
         # KL to a constant N(0, I) prior, the VAE's: fewer operations. The prior's buffers are read
         # here once; a prior whose buffers change later should be an nn.Parameter or a new distribution.
         self._to_std_normal = self._both_normal and _is_standard_normal(q)
+        if self._to_std_normal:
+            assert isinstance(q, Family)
+            self._std_shape = q.params()["loc"].shape
+            self._std_ndim = max(len(self._std_shape), 1)
         self.sample_shape = as_shape(sample_shape)
 
     def _eval(self, env: Env) -> Any:
         p, q = self.p, self.q
         if self.analytic:
             assert isinstance(p, Family) and isinstance(q, Family)
-            pp, qp = p._params(env), q._params(env)
+            pp = p._params(env)
             if self._to_std_normal:
                 kl = _kl_std_normal(pp)
-                if kl.shape[-1:] != qp["loc"].shape[-1:]:  # the prior's event shape is part of the KL's
-                    kl = kl.expand(torch.broadcast_shapes(kl.shape, qp["loc"].shape))
-            elif self._both_normal:
+                if kl.shape[-self._std_ndim:] != self._std_shape:  # the prior's shape is part of the KL's
+                    kl = kl.expand(torch.broadcast_shapes(kl.shape, self._std_shape))
+                return p._reduce(kl)
+            qp = q._params(env)
+            if self._both_normal:
                 kl = _kl_normal(pp, qp)
             else:
                 kl = td.kl_divergence(p.torch_dist(pp), q.torch_dist(qp))

@@ -104,7 +104,7 @@ class Model(nn.Module):
         return value
 
     def _value(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor:
-        if not isinstance(inputs, Mapping):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise TypeError(
                 f"Model: a batch is a dict of named tensors such as {{'x': x}}, got {type(inputs).__name__}"
             )
