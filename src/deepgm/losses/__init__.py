@@ -10,8 +10,10 @@ from deepgm.losses.estimators import REINFORCE
 from deepgm.losses.expr import Constant, Loss, Parameter, as_loss, maximum, minimum
 from deepgm.losses.iterative import IterativeLoss
 from deepgm.losses.mmd import MMD, mmd2_unbiased
+from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelation
 
 __all__ = [
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
     "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "IterativeLoss",
+    "Enumerate", "DIPCovariance", "TotalCorrelation",
 ]

@@ -62,6 +62,7 @@ class Model(nn.Module):
         on_nonfinite: Literal["raise", "skip"] = "raise",
         modules: Iterable[nn.Module] = (),
         amp: bool = False,
+        schedule: Callable[[int], Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(loss, Loss):
@@ -86,6 +87,8 @@ class Model(nn.Module):
         self.on_nonfinite = on_nonfinite
         self.skipped_steps = 0
         self.amp = amp  # mixed precision (float16 autocast + gradient scaling) when the model is on a GPU
+        self.schedule = schedule  # step -> values of the objective's Parameters (β, annealing, capacity C)
+        self.steps = 0  # optimisation steps taken (saved with the state)
         self._scaler: Any = None
         self._compiled = torch.compile(self._evaluate) if compile else None
         # the first evaluation runs eagerly: it validates parameters (data-dependent checks that
@@ -108,6 +111,8 @@ class Model(nn.Module):
             raise TypeError(
                 f"Model: a batch is a dict of named tensors such as {{'x': x}}, got {type(inputs).__name__}"
             )
+        if self.schedule is not None:
+            params = {**self.schedule(self.steps), **params}
         if params:
             inputs = {**inputs, **params}
         value = self._objective(inputs)
@@ -159,6 +164,7 @@ class Model(nn.Module):
             scaler.update()
         else:
             opt.step()
+        self.steps += 1
         return value
 
     def _amp_scaler(self) -> Any:
@@ -183,13 +189,14 @@ class Model(nn.Module):
     def full_state_dict(self) -> dict[str, Any]:
         """Weights and optimiser state, everything needed to continue training."""
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "skipped_steps": self.skipped_steps}
+                "skipped_steps": self.skipped_steps, "steps": self.steps}
 
     def load_full_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`full_state_dict` returned."""
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.steps = int(state.get("steps", 0))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights and optimiser state atomically (temporary file, then rename)."""
