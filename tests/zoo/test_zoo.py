@@ -116,3 +116,29 @@ def test_gmm_vae_clusters() -> None:
     entry = zoo.get("gmm-vae")
     model = entry.build(entry.config(z_dim=2, hidden=(16,)), zoo.DataInfo("toy", (20,), n_classes=3))
     assert cluster_of(model, _data()["x"]).shape == (64,)
+
+
+def test_density_ratio_recovers_known_log_ratio() -> None:
+    from deepgm.losses import DensityRatio
+    from deepgm.models import AuxiliaryObjective, Model
+
+    class Batch(torch.nn.Module):
+        def __init__(self, mean: float) -> None:
+            super().__init__()
+            self.mean = mean
+
+        def forward(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"loc": torch.full((512, 1), self.mean), "scale": torch.ones(512, 1)}
+
+    p = Normal(var=["x"], cond_var=["w"], net=Batch(1.0), name="p")
+    q = Normal(var=["x"], cond_var=["w"], net=Batch(-1.0), name="q")
+    disc = torch.nn.Linear(1, 1)
+    ratio = DensityRatio(p, disc, q=q)
+    aux = AuxiliaryObjective(ratio.discriminator_loss(), optimizer=torch.optim.Adam, optimizer_params={"lr": 0.05})
+    holder = Normal(var=["w"], loc=torch.nn.Parameter(torch.zeros(1)), scale=1.0, name="h")
+    model = Model(LogProb(holder).mean() * 0.0, [holder], auxiliary=[aux])
+    for _ in range(400):
+        model._aux_step(aux, model._aux_optimizers[0], {"w": torch.zeros(1)}, {})
+    # log N(x;1,1)/N(x;-1,1) = 2x: the optimal logit
+    xs = torch.linspace(-2, 2, 5).unsqueeze(-1)
+    assert torch.allclose(disc(xs).squeeze(-1), 2 * xs.squeeze(-1), atol=0.25)

@@ -4,6 +4,7 @@ They evaluate (``loss(inputs)``), differentiate through torch, and print (``str(
 ``loss.to_latex()``). See :mod:`deepgm.losses.expr` for when expectations share samples.
 """
 
+from deepgm.losses.adversarial import DensityRatio, permute_dims
 from deepgm.losses.bounds import ELBO, IWELBO, RenyiBound
 from deepgm.losses.core import KL, CrossEntropy, E, Entropy, LogProb
 from deepgm.losses.estimators import REINFORCE
@@ -15,5 +16,5 @@ from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelatio
 __all__ = [
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
     "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "IterativeLoss",
-    "Enumerate", "DIPCovariance", "TotalCorrelation",
+    "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "permute_dims",
 ]

@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from deepgm.errors import NonFiniteLossError, ObjectiveError
 from deepgm.losses.expr import Loss
 from deepgm.training import distributed as _dist
 
-__all__ = ["Model", "atomic_save"]
+__all__ = ["Model", "AuxiliaryObjective", "atomic_save"]
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -38,6 +39,21 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@dataclass
+class AuxiliaryObjective:
+    """A second objective with parameters and an optimiser of its own (a discriminator, a critic),
+    stepped ``steps`` times ``before`` or ``after`` every step of the main objective. ``modules`` default
+    to the modules the objective owns (e.g. the discriminator of ``DensityRatio.discriminator_loss()``)."""
+
+    loss: Loss
+    modules: Sequence[nn.Module] = ()
+    optimizer: OptimizerFactory = torch.optim.Adam
+    optimizer_params: Mapping[str, Any] = field(default_factory=dict)
+    steps: int = 1
+    when: Literal["before", "after"] = "after"
+    name: str = "aux"
 
 
 class Model(nn.Module):
@@ -63,6 +79,7 @@ class Model(nn.Module):
         modules: Iterable[nn.Module] = (),
         amp: bool = False,
         schedule: Callable[[int], Mapping[str, Any]] | None = None,
+        auxiliary: Sequence[AuxiliaryObjective] = (),
     ) -> None:
         super().__init__()
         if not isinstance(loss, Loss):
@@ -82,6 +99,22 @@ class Model(nn.Module):
             raise ObjectiveError("Model: the distributions have no trainable parameters")
         self.optimizer = optimizer(params, **dict(optimizer_params or {}))
         self._trainable = params
+        self.auxiliary = list(auxiliary)
+        aux_modules: list[nn.Module] = []
+        self._aux_optimizers: list[torch.optim.Optimizer] = []
+        main = {id(p) for p in params}
+        for aux in self.auxiliary:
+            if not isinstance(aux.loss, Loss):
+                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}' needs an objective, got {type(aux.loss).__name__}")
+            mods = list(aux.modules) or [m for node in aux.loss.walk() for m in node.own_modules()]
+            aux_params = _unique(p for m in mods for p in m.parameters() if p.requires_grad)
+            if not aux_params:
+                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}' has no trainable parameters")
+            if any(id(p) in main for p in aux_params):
+                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}' shares parameters with the main objective")
+            aux_modules.extend(mods)
+            self._aux_optimizers.append(aux.optimizer(aux_params, **dict(aux.optimizer_params)))
+        self.auxiliary_modules = nn.ModuleList(aux_modules)
         self.clip_grad_norm = clip_grad_norm
         self.clip_grad_value = clip_grad_value
         self.on_nonfinite = on_nonfinite
@@ -124,10 +157,39 @@ class Model(nn.Module):
             )
         return value
 
-    def train_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
-        """One optimisation step on the batch ``inputs``; returns the loss before the step."""
+    def train_step(self, inputs: Mapping[str, Any], **params: Any) -> float | dict[str, float]:
+        """One optimisation step on the batch ``inputs``; returns the loss before the step (with auxiliary
+        objectives, a dict of it under ``"loss"`` and theirs under their names)."""
         if not self.training:
             self.train()
+        if not self.auxiliary:
+            return self._main_step(inputs, params)
+        out: dict[str, float] = {}
+        for aux, opt in zip(self.auxiliary, self._aux_optimizers):
+            if aux.when == "before":
+                out[aux.name] = self._aux_step(aux, opt, inputs, params)
+        out = {"loss": self._main_step(inputs, params), **out}
+        for aux, opt in zip(self.auxiliary, self._aux_optimizers):
+            if aux.when == "after":
+                out[aux.name] = self._aux_step(aux, opt, inputs, params)
+        return out
+
+    def _aux_step(self, aux: AuxiliaryObjective, opt: torch.optim.Optimizer, inputs: Mapping[str, Any],
+                  params: Mapping[str, Any]) -> float:
+        value = math.nan
+        for _ in range(aux.steps):
+            opt.zero_grad(set_to_none=True)
+            loss = aux.loss._eval(Env({**inputs, **params}))
+            if not torch.is_tensor(loss) or loss.dim() != 0:
+                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}': {aux.loss} must evaluate to a scalar")
+            loss.backward()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the auxiliary objective '{aux.name}' ({aux.loss}) is {value}")
+            opt.step()
+        return value
+
+    def _main_step(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> float:
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
         scaler = self._amp_scaler()
@@ -189,12 +251,15 @@ class Model(nn.Module):
     def full_state_dict(self) -> dict[str, Any]:
         """Weights and optimiser state, everything needed to continue training."""
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "auxiliary_optimizers": [o.state_dict() for o in self._aux_optimizers],
                 "skipped_steps": self.skipped_steps, "steps": self.steps}
 
     def load_full_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`full_state_dict` returned."""
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for o, st in zip(self._aux_optimizers, state.get("auxiliary_optimizers", [])):
+            o.load_state_dict(st)
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.steps = int(state.get("steps", 0))
 
