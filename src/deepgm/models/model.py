@@ -105,7 +105,9 @@ class Model(nn.Module):
         main = {id(p) for p in params}
         for aux in self.auxiliary:
             if not isinstance(aux.loss, Loss):
-                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}' needs an objective, got {type(aux.loss).__name__}")
+                raise ObjectiveError(
+                    f"AuxiliaryObjective '{aux.name}' needs an objective, got {type(aux.loss).__name__}"
+                )
             mods = list(aux.modules) or [m for node in aux.loss.walk() for m in node.own_modules()]
             aux_params = _unique(p for m in mods for p in m.parameters() if p.requires_grad)
             if not aux_params:
