@@ -255,7 +255,10 @@ def cmd_train(argv: Sequence[str]) -> int:
         if hasattr(model, "loss"):
             (out / "objective.tex").write_text(model.loss.to_latex() + "\n")
     print(f"training {entry.name} on {data_cfg.dataset} → {out}", file=sys.stderr)
-    trainer = Trainer(model, splits["train"], tr_cfg, val=splits["valid"], transform=transform)
+    train_data = splits["train"]
+    if entry.prepare is not None:
+        train_data = entry.prepare(model, model_cfg, splits, transform)
+    trainer = Trainer(model, train_data, tr_cfg, val=splits["valid"], transform=transform)
     start = time.time()
     try:
         history = trainer.fit(resume=args.resume)
@@ -283,6 +286,11 @@ def _final_report(model: Any, entry: Any, info: Any, splits: dict[str, dict[str,
         curves["validation (per epoch)"] = history["val_loss"]
     viz.save_loss_curve(curves, out / "loss_curve.png", xlabel="logged point")
     test = splits["test"]
+    if hasattr(model, "accuracy") and "y" in test:
+        model.eval()
+        metrics["test_accuracy"] = model.accuracy(test["x"], test["y"])
+        metrics["test_error"] = 1 - metrics["test_accuracy"]
+        model.train()
     if isinstance(model, VAE):
         x = test["x"]
         model.eval()

@@ -142,3 +142,20 @@ def test_density_ratio_recovers_known_log_ratio() -> None:
     # log N(x;1,1)/N(x;-1,1) = 2x: the optimal logit
     xs = torch.linspace(-2, 2, 5).unsqueeze(-1)
     assert torch.allclose(disc(xs).squeeze(-1), 2 * xs.squeeze(-1), atol=0.25)
+
+
+@pytest.mark.parametrize("name", ["jmvae", "mvae", "mmvae"])
+def test_multimodal_cross_generation_learns_labels(name: str) -> None:
+    entry = zoo.get(name)
+    model = entry.build(entry.config(z_dim=4, hidden=(32,), label_hidden=(16,), lr=1e-2),
+                        zoo.DataInfo("toy", (20,), n_classes=3))
+    data = _data()
+    for _ in range(300):
+        model.train_step(data)
+    assert model.accuracy(data["x"], data["y"]) > 0.9  # image → label
+    x_of_y = model.y_to_x(torch.tensor([0, 1, 2]))
+    protos = torch.stack([data["x"][data["y"] == k].mean(0) for k in range(3)])
+    nearest = torch.cdist(x_of_y, protos).argmin(-1)
+    assert nearest.tolist() == [0, 1, 2]  # label → image looks like that class
+    xs, ys = model.generate_pairs(6)
+    assert xs.shape == (6, 20) and ys.shape == (6,)

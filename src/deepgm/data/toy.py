@@ -5,7 +5,7 @@ choice) and returns a float32 tensor ``(n, 2)``. Scales are chosen so that all d
 roughly in the square [-4, 4]²:
 
 =================  ==========================================================================
-``moons``          two interleaved half circles of radius 1, centred at the origin, noise 0.1
+``moons``          two interleaved half circles (radius 1, noise 0.1, centred), scaled by 2
 ``8gaussians``     8 Gaussians, std 0.1, centred on the circle of radius 2 at angles 2πk/8
 ``25gaussians``    25 Gaussians, std 0.1, centred on the grid {-4, -2, 0, 2, 4}²
 ``checkerboard``   uniform on the 8 "black" cells (side 2) of a 4×4 board covering [-4, 4]²
@@ -70,15 +70,18 @@ def _mixture(centres: Tensor, std: float, n: int, gen: torch.Generator | None) -
     return centres[k] + std * _randn(n, gen)
 
 
-def sample_moons(n: int, gen: torch.Generator | None = None, noise: float = 0.1) -> Tensor:
-    """Two moons: ``(cos t, sin t)`` or ``(1 - cos t, 1/2 - sin t)``, ``t ~ U[0, π]``, shifted by
-    ``(-1/2, -1/4)`` to centre them, plus ``N(0, noise²)``; each moon with probability 1/2."""
+def sample_moons(
+    n: int, gen: torch.Generator | None = None, noise: float = 0.1, scale: float = 2.0
+) -> Tensor:
+    """Two moons: ``scale · (m + N(0, noise²))`` where ``m`` is ``(cos t, sin t)`` or
+    ``(1 - cos t, 1/2 - sin t)`` with ``t ~ U[0, π]``, shifted by ``(-1/2, -1/4)`` to centre them;
+    each moon with probability 1/2."""
     t = math.pi * _rand(n, gen).squeeze(1)
     inner = torch.rand(n, generator=gen) < 0.5
     outer_pts = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
     inner_pts = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], dim=1)
     x = torch.where(inner[:, None], inner_pts, outer_pts) - torch.tensor([0.5, 0.25])
-    return x + noise * _randn(n, gen)
+    return scale * (x + noise * _randn(n, gen))
 
 
 def sample_8gaussians(

@@ -1,5 +1,5 @@
 """Reusable networks for conditioning distributions."""
 
-from deepgm.nn.mlp import MLP, LogitsHead, NormalHead, activation
+from deepgm.nn.mlp import MLP, LogitsHead, NormalHead, OneHotInputs, activation
 
-__all__ = ["MLP", "NormalHead", "LogitsHead", "activation"]
+__all__ = ["MLP", "NormalHead", "LogitsHead", "OneHotInputs", "activation"]

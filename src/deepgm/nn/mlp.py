@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "activation", "NormalHead", "LogitsHead"]
+__all__ = ["MLP", "activation", "NormalHead", "LogitsHead", "OneHotInputs"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus,
@@ -69,3 +69,20 @@ class LogitsHead(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": self.net(torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0])}
+
+
+class OneHotInputs(nn.Module):
+    """Calls ``net`` with the inputs at ``positions`` turned into one-hot vectors of ``n_classes`` when
+    they hold class indices (one-hot or relaxed inputs pass unchanged)."""
+
+    def __init__(self, net: nn.Module, n_classes: int, positions: Sequence[int] = (1,)) -> None:
+        super().__init__()
+        self.net, self.n_classes, self.positions = net, n_classes, tuple(positions)
+
+    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = list(inputs)
+        dtype = next((t.dtype for t in parts if t.is_floating_point()), torch.get_default_dtype())
+        for i in self.positions:
+            if not parts[i].is_floating_point():
+                parts[i] = F.one_hot(parts[i], self.n_classes).to(dtype)
+        return self.net(*parts)

@@ -8,9 +8,7 @@ parent directories, close their figures and return the :class:`pathlib.Path` wri
 try:
     import matplotlib
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "deepgm.viz needs matplotlib: pip install 'deepgm[train]' or 'matplotlib>=3.7'"
-    ) from exc
+    raise ImportError("deepgm.viz needs matplotlib: pip install 'deepgm[train]' or 'matplotlib>=3.7'") from exc
 
 matplotlib.use("Agg")
 

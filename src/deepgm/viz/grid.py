@@ -59,9 +59,7 @@ def to_image_batch(images: Any, image_shape: ImageShape | None = None, name: str
         return t.unsqueeze(1)
     if t.dim() == 2:
         raise ValueError(f"{name} is flat with shape {tuple(t.shape)}; pass image_shape to reshape it")
-    raise ValueError(
-        f"{name} must have shape (N, C, H, W), (N, H, W) or (N, D) with image_shape, got {tuple(t.shape)}"
-    )
+    raise ValueError(f"{name} must have shape (N, C, H, W), (N, H, W) or (N, D) with image_shape, got {tuple(t.shape)}")
 
 
 def make_grid(
@@ -92,9 +90,7 @@ def make_grid(
     cells[:n, :, padding:, padding:] = batch
     tiled = cells.reshape(rows, ncol, c, cell_h, cell_w).permute(2, 0, 3, 1, 4)
     tiled = tiled.reshape(c, rows * cell_h, ncol * cell_w)
-    out = torch.full(
-        (c, rows * cell_h + padding, ncol * cell_w + padding), float(pad_value), dtype=batch.dtype
-    )
+    out = torch.full((c, rows * cell_h + padding, ncol * cell_w + padding), float(pad_value), dtype=batch.dtype)
     out[:, : rows * cell_h, : ncol * cell_w] = tiled
     return out
 
@@ -127,8 +123,6 @@ def save_image_grid(
     """
     batch = to_image_batch(images, image_shape)
     if batch.shape[1] not in (1, 3, 4):
-        raise ValueError(
-            f"images must have 1, 3 or 4 channels, got {batch.shape[1]} (shape {tuple(batch.shape)})"
-        )
+        raise ValueError(f"images must have 1, 3 or 4 channels, got {batch.shape[1]} (shape {tuple(batch.shape)})")
     grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=pad_value)
     return save_grid_tensor(grid, path)

@@ -35,7 +35,7 @@ History = Mapping[str, Sequence[float] | Tensor] | Sequence[float] | Tensor
 @contextmanager
 def _figure(ncols: int = 1, size: float = 5.0) -> Iterator[tuple[Figure, list[Axes]]]:
     """Open a 1 x ``ncols`` figure and always close it afterwards."""
-    fig, axes = plt.subplots(1, ncols, figsize=(size * ncols + 1.0, size), squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=(size * ncols + 1.0, size), squeeze=False, layout="constrained")
     try:
         yield fig, list(axes[0])
     finally:
@@ -137,9 +137,7 @@ def save_latent_map_2d(
         return _write(fig, out)
 
 
-def _density_grid(
-    log_prob: LogProb, lim: float, resolution: int, chunk_size: int, device: torch.device
-) -> np.ndarray:
+def _density_grid(log_prob: LogProb, lim: float, resolution: int, chunk_size: int, device: torch.device) -> np.ndarray:
     """Evaluate exp(log_prob) on a resolution x resolution grid; row 0 is y = -lim."""
     axis = torch.linspace(-lim, lim, resolution)
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
@@ -153,8 +151,7 @@ def _density_grid(
                 raise ValueError(f"log_prob must return a Tensor, got {type(lp).__name__}")  # noqa: TRY004
             if lp.dim() == 0 or lp.shape[0] != chunk.shape[0] or lp.numel() != chunk.shape[0]:
                 raise ValueError(
-                    f"log_prob must return shape ({chunk.shape[0]},) for {chunk.shape[0]} points, "
-                    f"got {tuple(lp.shape)}"
+                    f"log_prob must return shape ({chunk.shape[0]},) for {chunk.shape[0]} points, got {tuple(lp.shape)}"
                 )
             values.append(lp.detach().reshape(-1).double().cpu())
     logp = torch.cat(values)
@@ -192,9 +189,7 @@ def save_density_2d(
     out = prepare_path(path)
     with _figure(ncols=1 if pts is None else 2) as (fig, axes):
         ax = axes[0]
-        im = ax.imshow(
-            density, origin="lower", extent=(-lim_f, lim_f, -lim_f, lim_f), cmap=cmap, aspect="equal"
-        )
+        im = ax.imshow(density, origin="lower", extent=(-lim_f, lim_f, -lim_f, lim_f), cmap=cmap, aspect="equal")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="density")
         ax.set_title("density" if title is None else title)
         if pts is not None:
@@ -250,9 +245,7 @@ def _curves(history: History) -> dict[str, np.ndarray]:
         label = f"history[{name!r}]" if isinstance(history, Mapping) else "history"
         t = as_float_tensor(values, label)
         if t.dim() != 1 or t.shape[0] == 0:
-            raise ValueError(
-                f"{label} must be a non-empty 1-D sequence of floats, got shape {tuple(t.shape)}"
-            )
+            raise ValueError(f"{label} must be a non-empty 1-D sequence of floats, got shape {tuple(t.shape)}")
         curves[name] = t.double().numpy()
     return curves
 
@@ -290,9 +283,7 @@ def save_loss_curve(
         for name, values in curves.items():
             finite = values[np.isfinite(values)]
             if finite.size and finite.min() <= 0:
-                raise ValueError(
-                    f"log_y=True needs positive values, but curve {name!r} has min {finite.min():g}"
-                )
+                raise ValueError(f"log_y=True needs positive values, but curve {name!r} has min {finite.min():g}")
     out = prepare_path(path)
     with _figure(size=4.0) as (fig, (ax,)):
         for i, (name, values) in enumerate(curves.items()):

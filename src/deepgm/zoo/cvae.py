@@ -6,29 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from deepgm.distributions import Bernoulli, Normal
 from deepgm.models import VAE
-from deepgm.nn import MLP, LogitsHead, NormalHead
+from deepgm.nn import MLP, LogitsHead, NormalHead, OneHotInputs
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig
-
-
-class WithLabels(nn.Module):
-    """Calls ``net`` on its inputs with the label input (class indices or one-hot) as a one-hot vector."""
-
-    def __init__(self, net: nn.Module, n_classes: int, label_position: int) -> None:
-        super().__init__()
-        self.net, self.n_classes, self.label_position = net, n_classes, label_position
-
-    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts = list(inputs)
-        y = parts[self.label_position]
-        if not y.is_floating_point():
-            parts[self.label_position] = F.one_hot(y, self.n_classes).to(parts[0].dtype)
-        return self.net(*parts)
 
 
 @dataclass
@@ -43,8 +26,8 @@ def build_cvae(cfg: CVAEConfig, data: DataInfo) -> VAE:
         raise ValueError("cvae needs a labelled dataset")
     k, h = data.n_classes, list(cfg.hidden)
     enc = NormalHead(MLP([data.x_dim + k, *h], cfg.activation, out_activation=cfg.activation), h[-1], cfg.z_dim)
-    q = Normal(var=["z"], cond_var=["x", "y"], name="q", net=WithLabels(enc, k, 1))
+    q = Normal(var=["z"], cond_var=["x", "y"], name="q", net=OneHotInputs(enc, k, (1,)))
     dec = LogitsHead(MLP([cfg.z_dim + k, *h[::-1], data.x_dim], cfg.activation))
-    p = Bernoulli(var=["x"], cond_var=["z", "y"], name="p", net=WithLabels(dec, k, 1))
+    p = Bernoulli(var=["x"], cond_var=["z", "y"], name="p", net=OneHotInputs(dec, k, (1,)))
     prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[cfg.z_dim], name="p_{prior}")
     return VAE(q, p, prior, optimizer=torch.optim.Adam, optimizer_params={"lr": cfg.lr})

@@ -38,19 +38,23 @@ class ZooEntry:
     config: type
     build: Callable[[Any, DataInfo], Any]
     needs_labels: bool = False
+    # prepare(model, config, splits, transform) -> training tensors: for models whose batches need more
+    # than the training split (e.g. M2's labelled subset beside the unlabelled images)
+    prepare: Callable[..., dict[str, Any]] | None = None
 
 
 REGISTRY: dict[str, ZooEntry] = {}
 
 
-def register(name: str, summary: str, config: type, needs_labels: bool = False
+def register(name: str, summary: str, config: type, needs_labels: bool = False,
+             prepare: Callable[..., dict[str, Any]] | None = None
              ) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
     """Decorator: register ``build(config, data_info) -> model`` under ``name``."""
 
     def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels)
+        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels, prepare)
         return build
 
     return deco

@@ -1,0 +1,96 @@
+"""What JMVAE, MVAE and MMVAE share: two modalities — an image ``x`` and its label ``y`` — with
+decoders ``p(x|z)``, ``p(y|z)``, a prior ``p(z)``, unimodal encoders ``q(z|x)``, ``q(z|y)``, and
+cross-modal generation (``x → y``, ``y → x``) and joint generation (``z ~ p(z) → (x, y)``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from deepgm.distributions import Bernoulli, Categorical, Distribution, Family, Normal
+from deepgm.models import Model
+from deepgm.nn import MLP, LogitsHead, NormalHead, OneHotInputs
+from deepgm.zoo.registry import DataInfo
+
+
+@dataclass
+class MultimodalConfig:
+    """Network sizes shared by the multimodal models."""
+
+    z_dim: int = 20
+    hidden: tuple[int, ...] = (256, 256)
+    label_hidden: tuple[int, ...] = (64,)
+    activation: str = "relu"
+    lr: float = 1e-3
+
+
+@dataclass
+class Parts:
+    """The distributions of a two-modality VAE."""
+
+    q_x: Normal
+    q_y: Normal
+    p_x: Bernoulli
+    p_y: Categorical
+    prior: Normal
+
+
+def parts(cfg: MultimodalConfig, data: DataInfo) -> Parts:
+    """Unimodal encoders, decoders and ``N(0, I)`` prior for image ``x`` and label ``y`` (K classes)."""
+    if not data.n_classes:
+        raise ValueError("multimodal models need a labelled dataset (image and label)")
+    k, h, lh, a = data.n_classes, list(cfg.hidden), list(cfg.label_hidden), cfg.activation
+    q_x = Normal(var=["z"], cond_var=["x"], name="q",
+                 net=NormalHead(MLP([data.x_dim, *h], a, out_activation=a), h[-1], cfg.z_dim))
+    q_y = Normal(var=["z"], cond_var=["y"], name="q",
+                 net=OneHotInputs(NormalHead(MLP([k, *lh], a, out_activation=a), lh[-1], cfg.z_dim), k, (0,)))
+    p_x = Bernoulli(var=["x"], cond_var=["z"], name="p", net=LogitsHead(MLP([cfg.z_dim, *h[::-1], data.x_dim], a)))
+    p_y = Categorical(var=["y"], cond_var=["z"], name="p", features_shape=[k],
+                      net=LogitsHead(MLP([cfg.z_dim, *lh[::-1], k], a)))
+    prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[cfg.z_dim], name="p_{prior}")
+    return Parts(q_x, q_y, p_x, p_y, prior)
+
+
+class MultimodalVAE(Model):
+    """A model of ``(x, y)`` with cross-modal and joint generation."""
+
+    def __init__(self, loss: Any, dists: list[Distribution], p: Parts, joint_encoder: Distribution,
+                 lr: float, **kwargs: Any) -> None:
+        super().__init__(loss, dists, optimizer=torch.optim.Adam, optimizer_params={"lr": lr}, **kwargs)
+        self._p = p
+        self._joint = joint_encoder
+
+    @staticmethod
+    def _z(q: Distribution, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return q.mean(inputs) if isinstance(q, Family) else q.sample(inputs)["z"]
+
+    @torch.no_grad()
+    def x_to_y(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable label of each image: ``argmax p(y|z)``, ``z`` the mean of ``q(z|x)``."""
+        return self._p.p_y.dist({"z": self._z(self._p.q_x, {"x": x})}).probs.argmax(-1)
+
+    @torch.no_grad()
+    def y_to_x(self, y: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        """Images of labels ``y``: ``z ~ q(z|y)``, then the mean of ``p(x|z)``."""
+        z = self._p.q_y.sample({"y": y})["z"] if not mean else self._z(self._p.q_y, {"y": y})
+        return self._p.p_x.mean({"z": z})
+
+    @torch.no_grad()
+    def generate(self, n: int, mean: bool = True, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images: of labels ``y`` (``y → x``) when given, else jointly from ``z ~ p(z)``."""
+        if y is not None:
+            return self.y_to_x(y, mean)
+        z = self._p.prior.sample(batch_n=n)["z"]
+        return self._p.p_x.mean({"z": z})
+
+    @torch.no_grad()
+    def generate_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Joint generation of both modalities: images and the labels ``p(y|z)`` gives the same ``z``."""
+        z = self._p.prior.sample(batch_n=n)["z"]
+        return self._p.p_x.mean({"z": z}), self._p.p_y.dist({"z": z}).probs.argmax(-1)
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Cross-modal accuracy image → label."""
+        return float((self.x_to_y(x) == y).float().mean())
