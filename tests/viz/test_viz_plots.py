@@ -266,6 +266,8 @@ def test_loss_curve_dict_list_and_options(tmp_path: Path, gen: torch.Generator) 
     _png_ok(save_loss_curve(history, tmp_path / "l2.png", log_y=True, smooth=20, xlabel="epoch"))
     _png_ok(save_loss_curve([3.0, 2.0, 1.5], tmp_path / "l3.png"))
     _png_ok(save_loss_curve(torch.tensor([-3.0, -4.0]), tmp_path / "l4.png", smooth=5))
+    weight = torch.ones(1, requires_grad=True)
+    _png_ok(save_loss_curve({"train": [(weight * k).sum() for k in (3, 2, 1)]}, tmp_path / "l5.png"))
 
 
 @pytest.mark.parametrize(

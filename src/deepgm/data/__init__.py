@@ -11,12 +11,12 @@ Items and batches are dicts of named tensors, e.g. ``{"x": image, "y": label}``.
 """
 
 from .datasets import BinarizeMode, ImageDataset, TensorDictDataset, collate_dicts
-from .digits import digits, load_digits_arrays
+from .digits import load_digits, load_digits_arrays
 from .dsprites import FACTOR_NAMES, SHAPES, DSprites, dsprites_split, render_sprites
 from .files import DATA_ENV_VAR, DatasetNotFoundError, FileSpec, cache_dir, candidate_dirs, locate_files
 from .idx import IDXFormatError, read_idx, write_idx
 from .load import dataset_names, load_dataset
-from .mnist import FASHION_MNIST_SPEC, MNIST_SPEC, fashion_mnist, load_idx_pair, mnist
+from .mnist import FASHION_MNIST_SPEC, MNIST_SPEC, load_fashion_mnist, load_idx_pair, load_mnist
 from .splits import labelled_subset, random_split_indices, train_valid_indices
 from .toy import TOY_2D, toy_2d, toy_2d_dataset, toy_2d_mode_std, toy_2d_modes, toy_2d_names
 from .transforms import (
@@ -59,16 +59,16 @@ __all__ = [
     "collate_dicts",
     "dataset_names",
     "dequantize",
-    "digits",
     "dsprites_split",
-    "fashion_mnist",
     "labelled_subset",
     "load_dataset",
+    "load_digits",
     "load_digits_arrays",
+    "load_fashion_mnist",
     "load_idx_pair",
+    "load_mnist",
     "locate_files",
     "logit_transform",
-    "mnist",
     "random_split_indices",
     "read_idx",
     "render_sprites",

@@ -10,21 +10,21 @@ from .mnist import normalize_split
 from .splits import random_split_indices
 from .transforms import binarize_fixed
 
-__all__ = ["digits", "load_digits_arrays"]
+__all__ = ["load_digits", "load_digits_arrays"]
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """``(images float32 (1797, 8, 8) in [0, 1], labels int64 (1797,))``: sklearn's values 0..16 divided by 16."""
     try:
-        from sklearn.datasets import load_digits
+        from sklearn import datasets as sk_datasets
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("the 'digits' dataset needs scikit-learn: pip install scikit-learn") from err
-    bunch = load_digits()
+    bunch = sk_datasets.load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
     return images, bunch.target.astype(np.int64)
 
 
-def digits(
+def load_digits(
     split: str = "train",
     *,
     n_valid: int = 180,

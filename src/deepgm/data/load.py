@@ -9,9 +9,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .datasets import BinarizeMode
-from .digits import digits
+from .digits import load_digits
 from .dsprites import dsprites_split
-from .mnist import fashion_mnist, mnist, normalize_split
+from .mnist import load_fashion_mnist, load_mnist, normalize_split
 from .toy import toy_2d_dataset, toy_2d_names
 
 __all__ = ["dataset_names", "load_dataset"]
@@ -70,11 +70,11 @@ def load_dataset(
     split = normalize_split(split)
     image_opts = {"flatten": flatten, "binarize": binarize, "halves": halves, "transform": transform}
     if key == "mnist":
-        return mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
+        return load_mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
     if key == "fashion-mnist":
-        return fashion_mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
+        return load_fashion_mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
     if key == "digits":
-        return digits(split, split_seed=seed, **image_opts, **kwargs)
+        return load_digits(split, split_seed=seed, **image_opts, **kwargs)
     if key == "dsprites":
         if binarize is not None or halves or transform is not None:
             raise ValueError("dsprites images are already binary; only flatten applies")

@@ -24,9 +24,9 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_SPEC",
     "MNIST_SPEC",
-    "fashion_mnist",
+    "load_fashion_mnist",
     "load_idx_pair",
-    "mnist",
+    "load_mnist",
     "normalize_split",
 ]
 
@@ -195,7 +195,7 @@ def _mnist_like(
     return dataset
 
 
-def mnist(
+def load_mnist(
     split: str = "train",
     data_dir: str | os.PathLike[str] | None = None,
     *,
@@ -215,7 +215,7 @@ def mnist(
     )  # fmt: skip
 
 
-def fashion_mnist(
+def load_fashion_mnist(
     split: str = "train",
     data_dir: str | os.PathLike[str] | None = None,
     *,
@@ -225,7 +225,7 @@ def fashion_mnist(
     binarize_seed: int = 0,
     **dataset_kwargs: object,
 ) -> ImageDataset:
-    """Fashion-MNIST as an :class:`ImageDataset` of ``(1, 28, 28)`` images in [0, 1]; see :func:`mnist`."""
+    """Fashion-MNIST as an :class:`ImageDataset` of ``(1, 28, 28)`` images in [0, 1]; see :func:`load_mnist`."""
     return _mnist_like(
         FASHION_MNIST_SPEC, split, data_dir, download, n_valid, split_seed, binarize_seed,
         FASHION_MNIST_CLASSES, dataset_kwargs,

@@ -1,0 +1,14 @@
+"""Evaluation: likelihoods, representation quality and disentanglement, accuracies."""
+
+from deepgm.metrics.latent import (
+    accuracy,
+    active_units,
+    cluster_accuracy,
+    discrete_mutual_information,
+    factorvae_score,
+    mutual_information_gap,
+)
+from deepgm.models.likelihood import log_likelihood
+
+__all__ = ["log_likelihood", "active_units", "mutual_information_gap", "factorvae_score", "accuracy",
+           "cluster_accuracy", "discrete_mutual_information"]

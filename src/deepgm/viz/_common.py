@@ -30,6 +30,11 @@ def as_float_tensor(x: Any, name: str) -> Tensor:
     """
     if isinstance(x, Tensor):
         t = x.detach()
+    elif isinstance(x, (list, tuple)) and x and all(isinstance(v, Tensor) for v in x):
+        try:
+            t = torch.stack([v.detach().cpu() for v in x])
+        except RuntimeError as exc:
+            raise ValueError(f"{name} holds tensors of different shapes") from exc
     else:
         try:
             t = torch.as_tensor(x)
