@@ -67,10 +67,6 @@ def test_env_var_folders_listed(isolated_env: Path, tmp_path: Path, monkeypatch:
     assert dirs[-1] == cache_dir("mnist") == isolated_env / ".cache" / "deepgm" / "mnist"
 
 
-def _labels_of(path: Path) -> int:
-    return int(load_mnist("test", path).labels.shape[0])
-
-
 def test_search_order(isolated_env: Path, tmp_path: Path, fake_mnist, monkeypatch: pytest.MonkeyPatch) -> None:
     # Distinguish the three locations by their number of test examples.
     explicit = fake_mnist(tmp_path / "explicit", n_test=11)

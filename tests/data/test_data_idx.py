@@ -12,9 +12,7 @@ from deepgm.data import IDXFormatError, read_idx, write_idx
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize(
-    "dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 def test_roundtrip(tmp_path: Path, gz: bool, dtype: type) -> None:
     rng = np.random.default_rng(0)
     array = (rng.normal(size=(5, 3, 4)) * 50).astype(dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -13,15 +15,20 @@ from .transforms import binarize_fixed
 __all__ = ["load_digits", "load_digits_arrays"]
 
 
-def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """``(images float32 (1797, 8, 8) in [0, 1], labels int64 (1797,))``: sklearn's values 0..16 divided by 16."""
+@functools.lru_cache(maxsize=1)
+def _digits_cached() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn import datasets as sk_datasets
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("the 'digits' dataset needs scikit-learn: pip install scikit-learn") from err
     bunch = sk_datasets.load_digits()
-    images = (bunch.images / 16.0).astype(np.float32)
-    return images, bunch.target.astype(np.int64)
+    return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """``(images float32 (1797, 8, 8) in [0, 1], labels int64 (1797,))``: sklearn's values 0..16 divided by 16."""
+    images, labels = _digits_cached()
+    return images.copy(), labels.copy()
 
 
 def load_digits(
@@ -43,9 +50,7 @@ def load_digits(
     images = torch.from_numpy(images_np).unsqueeze(1)
     labels = torch.from_numpy(labels_np)
     n = images.shape[0]
-    test_idx, valid_idx, train_idx = random_split_indices(
-        n, [n_test, n_valid, n - n_test - n_valid], split_seed
-    )
+    test_idx, valid_idx, train_idx = random_split_indices(n, [n_test, n_valid, n - n_test - n_valid], split_seed)
     kwargs = dict(dataset_kwargs)
     fixed = kwargs.get("binarize") == "fixed"
     if fixed:

@@ -8,8 +8,8 @@ Five independent factors, each on a grid (indices in the order below, last one v
 * ``pos_x``, ``pos_y``: ``n_pos`` values in [0, 1] (left to right, top to bottom).
 
 A sprite of scale ``s`` fits in a box of half-side ``s · 0.15`` (in units of the image width)
-before rotation; positions are mapped into ``[m, 1 - m]`` with ``m = 0.15 √2`` so every sprite
-lies fully inside the image. A pixel is 1 when its centre falls inside the sprite.
+before rotation; positions are mapped into ``[m, 1 - m]`` with ``m = 0.15 √2 + 0.02`` so every sprite
+lies fully inside the image, clear of the border. A pixel is 1 when its centre falls inside the sprite.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ SHAPES = ("square", "ellipse", "heart")
 FACTOR_NAMES = ("shape", "scale", "rotation", "pos_x", "pos_y")
 
 _HALF_SIZE = 0.15  # half-side of a scale-1 sprite's box, as a fraction of the image width
-_MARGIN = _HALF_SIZE * math.sqrt(2.0)  # the box's half-diagonal: no rotation leaves the image
+# The box's half-diagonal plus a little padding: no rotation or position touches the border.
+_MARGIN = _HALF_SIZE * math.sqrt(2.0) + 0.02
 
 
 def _inside(shape: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
@@ -173,9 +174,7 @@ def dsprites_split(
     full = DSprites(size=size, **kwargs)  # type: ignore[arg-type]
     n = full.n_combinations
     n_valid, n_test = round(valid_fraction * n), round(test_fraction * n)
-    test_idx, valid_idx, train_idx = random_split_indices(
-        n, [n_test, n_valid, n - n_test - n_valid], split_seed
-    )
+    test_idx, valid_idx, train_idx = random_split_indices(n, [n_test, n_valid, n - n_test - n_valid], split_seed)
     parts = {
         "train": train_idx,
         "valid": valid_idx,

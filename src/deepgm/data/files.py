@@ -209,6 +209,4 @@ def locate_files(
         if not download_errors and len(found) == len(names):
             return found
         missing = [n for n in names if n not in found]
-    raise DatasetNotFoundError(
-        _not_found_message(spec, missing, searched, skipped, download_errors, download)
-    )
+    raise DatasetNotFoundError(_not_found_message(spec, missing, searched, skipped, download_errors, download))

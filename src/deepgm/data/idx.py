@@ -59,9 +59,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if len(data) < 4:
         raise IDXFormatError(f"{path}: file too short for an IDX header ({len(data)} bytes)")
     if data[0] != 0 or data[1] != 0:
-        raise IDXFormatError(
-            f"{path}: bad IDX magic number 0x{data[:4].hex()} (the first two bytes must be zero)"
-        )
+        raise IDXFormatError(f"{path}: bad IDX magic number 0x{data[:4].hex()} (the first two bytes must be zero)")
     code, ndim = data[2], data[3]
     if code not in _TYPE_CODES:
         known = ", ".join(f"0x{c:02X}" for c in _TYPE_CODES)

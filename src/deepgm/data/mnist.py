@@ -55,9 +55,7 @@ _LABEL_MD5: dict[str, frozenset[str]] = {
 }  # fmt: skip
 
 
-def _other_dataset_check(
-    name: str, title_of: Mapping[str, str]
-) -> Callable[[Mapping[str, Path]], str | None]:
+def _other_dataset_check(name: str, title_of: Mapping[str, str]) -> Callable[[Mapping[str, Path]], str | None]:
     """A ``FileSpec.validate`` that rejects folders whose labels file is another dataset's."""
 
     def validate(found: Mapping[str, Path]) -> str | None:
@@ -152,13 +150,9 @@ def load_idx_pair(
     found = locate_files(spec, names, data_dir=data_dir, download=download)
     images, labels = _read(found[names[0]]), _read(found[names[1]])
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise IDXFormatError(
-            f"{found[names[0]]}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}"
-        )
+        raise IDXFormatError(f"{found[names[0]]}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise IDXFormatError(
-            f"{found[names[1]]}: expected {images.shape[0]} labels, got array of shape {labels.shape}"
-        )
+        raise IDXFormatError(f"{found[names[1]]}: expected {images.shape[0]} labels, got array of shape {labels.shape}")
     return images, labels.astype(np.int64)
 
 

@@ -46,9 +46,7 @@ def random_split_indices(n: int, sizes: Sequence[int], seed: int = 0) -> list[Te
     return out
 
 
-def labelled_subset(
-    labels: Tensor | np.ndarray | Sequence[int], n_labels: int = 100, seed: int = 0
-) -> Tensor:
+def labelled_subset(labels: Tensor | np.ndarray | Sequence[int], n_labels: int = 100, seed: int = 0) -> Tensor:
     """Indices of a class-balanced labelled subset of size ``n_labels`` (sorted, int64).
 
     With ``K`` classes each gets ``n_labels // K`` examples, drawn without replacement by a seeded

@@ -70,9 +70,7 @@ def _mixture(centres: Tensor, std: float, n: int, gen: torch.Generator | None) -
     return centres[k] + std * _randn(n, gen)
 
 
-def sample_moons(
-    n: int, gen: torch.Generator | None = None, noise: float = 0.1, scale: float = 2.0
-) -> Tensor:
+def sample_moons(n: int, gen: torch.Generator | None = None, noise: float = 0.1, scale: float = 2.0) -> Tensor:
     """Two moons: ``scale · (m + N(0, noise²))`` where ``m`` is ``(cos t, sin t)`` or
     ``(1 - cos t, 1/2 - sin t)`` with ``t ~ U[0, π]``, shifted by ``(-1/2, -1/4)`` to centre them;
     each moon with probability 1/2."""
@@ -84,25 +82,19 @@ def sample_moons(
     return scale * (x + noise * _randn(n, gen))
 
 
-def sample_8gaussians(
-    n: int, gen: torch.Generator | None = None, radius: float = 2.0, std: float = 0.1
-) -> Tensor:
+def sample_8gaussians(n: int, gen: torch.Generator | None = None, radius: float = 2.0, std: float = 0.1) -> Tensor:
     """Equal mixture of ``N(μ_k, std² I)``, ``μ_k = radius (cos 2πk/8, sin 2πk/8)``, k = 0..7."""
     return _mixture(_ring_centres(radius, 8), std, n, gen)
 
 
-def sample_25gaussians(
-    n: int, gen: torch.Generator | None = None, spacing: float = 2.0, std: float = 0.1
-) -> Tensor:
+def sample_25gaussians(n: int, gen: torch.Generator | None = None, spacing: float = 2.0, std: float = 0.1) -> Tensor:
     """Equal mixture of ``N(μ_ij, std² I)``, ``μ_ij = spacing (i, j)``, i, j ∈ {-2, ..., 2}."""
     return _mixture(_grid_centres(spacing, 5), std, n, gen)
 
 
 def sample_checkerboard(n: int, gen: torch.Generator | None = None, cell: float = 2.0) -> Tensor:
     """Uniform on cells (i, j) of a 4×4 board with ``i + j`` even: ``x = cell (i + u - 2, j + v - 2)``."""
-    filled = torch.tensor(
-        [(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0], dtype=torch.float32
-    )
+    filled = torch.tensor([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0], dtype=torch.float32)
     k = torch.randint(len(filled), (n,), generator=gen)
     return cell * (filled[k] + _rand(n, gen, 2) - 2.0)
 
@@ -229,9 +221,7 @@ def toy_2d_mode_std(name: str) -> float:
 _SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 
 
-def toy_2d_dataset(
-    name: str, n: int, seed: int = 0, split: str = "train", **kwargs: float
-) -> TensorDictDataset:
+def toy_2d_dataset(name: str, n: int, seed: int = 0, split: str = "train", **kwargs: float) -> TensorDictDataset:
     """``n`` points of ``name`` as a dataset of ``{"x": (2,)}`` items.
 
     Each split draws from its own seed, derived from ``(seed, split)`` by ``numpy.random.SeedSequence``,
