@@ -66,6 +66,7 @@ class TrainerConfig:
     tensorboard: bool = False
     device: str = "cpu"
     amp: bool = False  # mixed precision on a GPU
+    clip_grad_norm: float | None = None  # clip the gradients' global norm before every step
     drop_last: bool = True
 
 
@@ -122,6 +123,8 @@ class Trainer:
             self._module().to(config.device)
         if hasattr(model, "amp"):
             model.amp = config.amp  # type: ignore[attr-defined]
+        if config.clip_grad_norm is not None and hasattr(model, "clip_grad_norm"):
+            model.clip_grad_norm = config.clip_grad_norm  # type: ignore[attr-defined]
 
     # -- data --------------------------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
