@@ -15,7 +15,7 @@ from deepgm.distributions.family import Family
 from deepgm.errors import ObjectiveError
 from deepgm.losses.expr import Loss, as_loss
 
-__all__ = ["LogProb", "E", "KL", "Entropy", "CrossEntropy", "mean_over_samples"]
+__all__ = ["LogProb", "Expectation", "E", "KL", "Entropy", "CrossEntropy", "mean_over_samples"]
 
 
 def _check_dist(d: Any, where: str) -> Distribution:
@@ -48,7 +48,27 @@ class LogProb(Loss):
         return (r"\log " if latex else "log ") + self.p.prob_text
 
 
-class E(Loss):
+class Expectation(Loss):
+    """Shared by the nodes that draw ``q``'s variables and evaluate ``f`` at them (E, REINFORCE,
+    Enumerate): ``q`` is drawn (so its variables are not inputs), ``f`` is the child."""
+
+    q: Distribution
+    f: Loss
+
+    def children(self) -> tuple[Loss, ...]:
+        return (self.f,)
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.q,)
+
+    def own_drawn(self) -> tuple[str, ...]:
+        return tuple(self.q.var)
+
+    def own_inputs(self) -> tuple[str, ...]:
+        return tuple(self.q.cond_var)
+
+
+class E(Expectation):
     """``E_{q(z|x)}[f]``: draw ``z`` from ``q`` (``sample_shape`` draws at once, vectorised: the draws
     are a leading dimension and every network runs on them as a batch), evaluate ``f``, average.
 
@@ -71,18 +91,6 @@ class E(Loss):
         self.q._sample_into(scope, self.sample_shape, None, self.reparam)
         value = self.f._eval(scope)
         return mean_over_samples(value, self.sample_shape) if self.sample_shape else value
-
-    def children(self) -> tuple[Loss, ...]:
-        return (self.f,)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.q,)
-
-    def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.q.var)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return tuple(self.q.cond_var)
 
     def _render(self, latex: bool) -> str:
         inner = self.f._render(latex)

@@ -10,13 +10,13 @@ import torch
 from deepgm.distributions.base import Distribution, as_shape
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
-from deepgm.losses.core import _check_dist, mean_over_samples
+from deepgm.losses.core import Expectation, _check_dist, mean_over_samples
 from deepgm.losses.expr import Loss, as_loss
 
 __all__ = ["REINFORCE"]
 
 
-class REINFORCE(Loss):
+class REINFORCE(Expectation):
     """``E_{q(z|x)}[f]`` whose gradient is the score-function estimator
     ``∇ E_q[f] ≈ ∇f + (f - b) ∇ log q(z|x)`` with ``z`` drawn without reparameterisation.
 
@@ -71,15 +71,6 @@ class REINFORCE(Loss):
 
     def children(self) -> tuple[Loss, ...]:
         return (self.f,) + ((self.baseline,) if isinstance(self.baseline, Loss) else ())
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.q,)
-
-    def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.q.var)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return tuple(self.q.cond_var)
 
     def _render(self, latex: bool) -> str:
         inner = self.f._render(latex)

@@ -12,7 +12,7 @@ from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.distributions.families import Categorical, Normal
 from deepgm.errors import ObjectiveError
-from deepgm.losses.core import _check_dist
+from deepgm.losses.core import Expectation, _check_dist
 from deepgm.losses.expr import Loss, as_loss
 
 __all__ = ["Enumerate", "DIPCovariance", "TotalCorrelation"]
@@ -24,7 +24,7 @@ def _normal(q: Distribution, where: str) -> Normal:
     return q
 
 
-class Enumerate(Loss):
+class Enumerate(Expectation):
     """The exact expectation over a categorical variable, ``Σ_k q(y=k|x) f(y=e_k)``: ``f`` is evaluated
     once for all K one-hot values at once (they are a leading sample dimension), then weighted by
     ``q``'s probabilities. Used for the unlabelled term of the semi-supervised M2 model."""
@@ -47,18 +47,6 @@ class Enumerate(Loss):
         scope.set(q.var[0], values, base + 1)
         f = self.f._eval(scope)  # (K, ..., B)
         return (probs.movedim(-1, 0) * f).sum(0)
-
-    def children(self) -> tuple[Loss, ...]:
-        return (self.f,)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.q,)
-
-    def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.q.var)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return tuple(self.q.cond_var)
 
     def _render(self, latex: bool) -> str:
         inner = self.f._render(latex)
