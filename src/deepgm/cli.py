@@ -144,6 +144,13 @@ def _load_data(cfg: DataConfig, seed: int) -> tuple[Any, dict[str, dict[str, tor
     return info, splits, transform
 
 
+def _upscaled(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` from flat ``x``, pixels repeated so that small images (8×8 digits) show."""
+    img = x.reshape(-1, *shape)
+    factor = max(1, 28 // shape[-1])
+    return img.repeat_interleave(factor, -1).repeat_interleave(factor, -2) if factor > 1 else img
+
+
 def _image_shape(info: Any) -> tuple[int, int, int] | None:
     side = int(round(math.sqrt(info.x_dim)))
     return (1, side, side) if side * side == info.x_dim and info.x_dim > 2 else None
@@ -298,12 +305,13 @@ def _final_report(model: Any, entry: Any, info: Any, splits: dict[str, dict[str,
         metrics[f"test_nll_k{k}"] = float(-model.log_likelihood(x, k=k, chunk=min(k, 500)).mean())
         shape = _image_shape(info)
         if shape is not None:
-            viz.save_image_grid(model.generate(64), out / "samples.png", image_shape=shape)
-            viz.save_reconstructions(x[:8], model.reconstruct(x[:8]), out / "reconstructions.png", n=8,
-                                     image_shape=shape)
+            big = _upscaled(x[:1], shape).shape[1:]
+            viz.save_image_grid(_upscaled(model.generate(64), shape), out / "samples.png")
+            viz.save_reconstructions(_upscaled(x[:8], shape), _upscaled(model.reconstruct(x[:8]), shape),
+                                     out / "reconstructions.png", n=8)
             z0 = model.encode(x[:1])[0]
-            viz.save_latent_traversal(lambda z: model.decode(z), z0, out / "latent_traversal.png",
-                                      dims=list(range(min(8, z0.numel()))), image_shape=shape)
+            viz.save_latent_traversal(lambda z: _upscaled(model.decode(z), shape), z0, out / "latent_traversal.png",
+                                      dims=list(range(min(8, z0.numel()))), image_shape=tuple(big))
         z = model.encode(x)
         viz.save_latent_map_2d(z, test.get("y"), out / "latent_map.png")
         model.train()
@@ -367,7 +375,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if shape is None:
         viz.save_samples_2d(x, out)
     else:
-        viz.save_image_grid(x, out, image_shape=shape)
+        viz.save_image_grid(_upscaled(x, shape), out)
     print(out)
     return 0
 

@@ -1,0 +1,45 @@
+"""Every transform of :mod:`deepgm.flows`, in one namespace."""
+
+from deepgm.flows.autoregressive import IAF, MADE, MAF, MaskedAffineAutoregressive, MaskedLinear
+from deepgm.flows.base import (
+    Compose,
+    ConvConditioner,
+    FlowSequence,
+    Inverse,
+    MLPConditioner,
+    NotInvertibleError,
+    Transform,
+)
+from deepgm.flows.continuous import CNF, FFJORD, ODENet, exact_trace, hutchinson_trace, sample_noise
+from deepgm.flows.coupling import (
+    AdditiveCoupling,
+    AffineCoupling,
+    RQSplineCoupling,
+    Scaling,
+    alternating_mask,
+    channel_mask,
+    checkerboard_mask,
+)
+from deepgm.flows.image import (
+    FactorOut,
+    InvertibleConv1x1,
+    Permutation,
+    RandomPermutation,
+    Reshape,
+    ReversePermutation,
+    Squeeze,
+    multiscale_realnvp,
+)
+from deepgm.flows.normalization import ActNorm, BatchNormFlow
+from deepgm.flows.planar import PlanarFlow, RadialFlow
+from deepgm.flows.preprocessing import Dequantize, Logit, bits_per_dim
+from deepgm.flows.spline import rq_spline
+
+__all__ = [
+    "Transform", "Inverse", "Compose", "FlowSequence", "NotInvertibleError", "MLPConditioner", "ConvConditioner",
+    "AdditiveCoupling", "AffineCoupling", "RQSplineCoupling", "Scaling", "alternating_mask", "checkerboard_mask",
+    "channel_mask", "MADE", "MaskedLinear", "MAF", "IAF", "MaskedAffineAutoregressive", "PlanarFlow", "RadialFlow",
+    "CNF", "FFJORD", "ODENet", "exact_trace", "hutchinson_trace", "sample_noise",
+    "BatchNormFlow", "ActNorm", "InvertibleConv1x1", "Squeeze", "Reshape", "Permutation", "ReversePermutation",
+    "RandomPermutation", "FactorOut", "multiscale_realnvp", "Dequantize", "Logit", "bits_per_dim", "rq_spline",
+]
