@@ -22,8 +22,9 @@ objective           discriminator minimises                     generator minimi
 ``FGAN``            ``-g_f(r) + f*(g_f(f))``                     ``g_f(r) - f*(g_f(f))``
 ==================  ==========================================  ==========================================
 
-Terms on the data side (``r``) carry gradient only where ``p`` has parameters (BiGAN/ALI's encoder); for a
-plain GAN they only make the value readable (the minimax value is ``2 JS - log 4``).
+The generator's terms on the data side (``r``) matter only where ``p`` has parameters (BiGAN/ALI's
+encoder): they are evaluated then, or when ``data_terms=True`` (e.g. to read the minimax value
+``2 JS - log 4``), and left out otherwise (``data_terms=None``).
 
 Moment matching needs no discriminator: :class:`MMDMixture` is ``MMD²`` with a mixture of Gaussian
 kernels (GMMN), optionally on learned features (MMD-GAN, with its critic objective).
@@ -76,7 +77,7 @@ class AdversarialLoss(Loss):
     symbol: ClassVar[str] = "GAN"
 
     def __init__(self, p: Distribution, q: Distribution, discriminator: nn.Module, *,
-                 cond: Sequence[str] = (), batch_n: int | None = None) -> None:
+                 cond: Sequence[str] = (), batch_n: int | None = None, data_terms: bool | None = None) -> None:
         name = type(self).__name__
         self.p, self.q = _check_dist(p, name), _check_dist(q, name)
         if sorted(p.var) != sorted(q.var):
@@ -88,6 +89,7 @@ class AdversarialLoss(Loss):
         self.discriminator = discriminator
         self.cond = tuple([cond] if isinstance(cond, str) else cond)
         self.batch_n = batch_n
+        self.data_terms = data_terms
 
     # -- draws and the discriminator ------------------------------------------------------------------
     def _draws(self, env: Env, detach: bool = False) -> tuple[Values, Values, Values]:
@@ -146,9 +148,17 @@ class AdversarialLoss(Loss):
         raise ObjectiveError(f"{type(self).__name__}: its optimal discriminator does not give the density ratio")
 
     # -- the Loss interface ----------------------------------------------------------------------------
+    def _uses_data_terms(self) -> bool:
+        if self.data_terms is not None:
+            return self.data_terms
+        return any(w.requires_grad for w in self.p.parameters())
+
     def _eval(self, env: Env) -> Any:
         real, fake, cond = self._draws(env)
-        return self.generator_real(self.critic(*real, *cond)) + self.generator_fake(self.critic(*fake, *cond))
+        out = self.generator_fake(self.critic(*fake, *cond))
+        if self._uses_data_terms():
+            out = out + self.generator_real(self.critic(*real, *cond))
+        return out
 
     def discriminator_loss(self) -> Loss:
         """The discriminator's objective: the mean of its per-example loss on detached draws (a scalar)."""
@@ -280,8 +290,9 @@ class Wasserstein(AdversarialLoss):
     symbol = "W"
 
     def __init__(self, p: Distribution, q: Distribution, critic: nn.Module, *, clip: float | None = None,
-                 gp_weight: float | None = None, cond: Sequence[str] = (), batch_n: int | None = None) -> None:
-        super().__init__(p, q, critic, cond=cond, batch_n=batch_n)
+                 gp_weight: float | None = None, cond: Sequence[str] = (), batch_n: int | None = None,
+                 data_terms: bool | None = None) -> None:
+        super().__init__(p, q, critic, cond=cond, batch_n=batch_n, data_terms=data_terms)
         if clip is None and gp_weight is None:
             raise ObjectiveError("Wasserstein: give clip (WGAN) or gp_weight (WGAN-GP) to keep the critic Lipschitz")
         if clip is not None and clip <= 0:
@@ -365,7 +376,8 @@ class FDivergence:
 
     ``f`` the generator function (convex, ``f(1) = 0``), ``f_prime`` its derivative (``T* = f'(p/q)``),
     ``activation`` the output activation ``g_f`` (onto the domain of ``f*``), ``conjugate`` ``f*``, and
-    ``log_ratio`` ``log p/q`` as a function of ``T*`` (the inverse of ``f'`` composed with log)."""
+    ``log_ratio`` ``log p/q`` as a function of ``T*`` (the inverse of ``f'`` composed with log), and
+    ``conjugate_at`` ``v ↦ f*(g_f(v))`` in a numerically stable form (what the objectives evaluate)."""
 
     name: str
     f: Callable[[torch.Tensor], torch.Tensor]
@@ -373,6 +385,7 @@ class FDivergence:
     activation: Callable[[torch.Tensor], torch.Tensor]
     conjugate: Callable[[torch.Tensor], torch.Tensor]
     log_ratio: Callable[[torch.Tensor], torch.Tensor]
+    conjugate_at: Callable[[torch.Tensor], torch.Tensor]
 
 
 _LOG2 = math.log(2.0)
@@ -380,18 +393,19 @@ _LOG2 = math.log(2.0)
 F_DIVERGENCES: dict[str, FDivergence] = {
     # KL(P||Q): f = u log u, g_f(v) = v, f*(t) = exp(t - 1), T* = 1 + log(p/q)
     "kl": FDivergence("kl", lambda u: u * torch.log(u), lambda u: 1 + torch.log(u), lambda v: v,
-                      lambda t: torch.exp(t - 1), lambda t: t - 1),
+                      lambda t: torch.exp(t - 1), lambda t: t - 1, lambda v: torch.exp(v - 1)),
     # KL(Q||P): f = -log u, g_f(v) = -exp(-v), f*(t) = -1 - log(-t), T* = -q/p
     "reverse_kl": FDivergence("reverse_kl", lambda u: -torch.log(u), lambda u: -1 / u, lambda v: -torch.exp(-v),
-                              lambda t: -1 - torch.log(-t), lambda t: -torch.log(-t)),
+                              lambda t: -1 - torch.log(-t), lambda t: -torch.log(-t), lambda v: v - 1),
     # Pearson χ²: f = (u - 1)², g_f(v) = v, f*(t) = t²/4 + t, T* = 2(p/q - 1)
     "pearson": FDivergence("pearson", lambda u: (u - 1) ** 2, lambda u: 2 * (u - 1), lambda v: v,
-                           lambda t: t**2 / 4 + t, lambda t: torch.log1p(t / 2)),
+                           lambda t: t**2 / 4 + t, lambda t: torch.log1p(t / 2), lambda v: v**2 / 4 + v),
     # Jensen–Shannon: f = -(u + 1) log((1 + u)/2) + u log u, g_f(v) = log 2 - log(1 + e^{-v}),
     # f*(t) = -log(2 - e^t), T* = log(2u/(1 + u))
     "js": FDivergence("js", lambda u: -(u + 1) * torch.log((1 + u) / 2) + u * torch.log(u),
                       lambda u: torch.log(2 * u / (1 + u)), lambda v: _LOG2 - F.softplus(-v),
-                      lambda t: -torch.log(2 - torch.exp(t)), lambda t: t - torch.log(2 - torch.exp(t))),
+                      lambda t: -torch.log(2 - torch.exp(t)), lambda t: t - torch.log(2 - torch.exp(t)),
+                      lambda v: F.softplus(v) - _LOG2),
 }
 
 
@@ -401,8 +415,8 @@ class FGAN(AdversarialLoss):
     ``pearson``, ``js`` (see :data:`F_DIVERGENCES`)."""
 
     def __init__(self, p: Distribution, q: Distribution, discriminator: nn.Module, divergence: str = "js", *,
-                 cond: Sequence[str] = (), batch_n: int | None = None) -> None:
-        super().__init__(p, q, discriminator, cond=cond, batch_n=batch_n)
+                 cond: Sequence[str] = (), batch_n: int | None = None, data_terms: bool | None = None) -> None:
+        super().__init__(p, q, discriminator, cond=cond, batch_n=batch_n, data_terms=data_terms)
         if divergence not in F_DIVERGENCES:
             raise ObjectiveError(f"FGAN: unknown divergence {divergence!r}; expected one of {sorted(F_DIVERGENCES)}")
         self.fdiv = F_DIVERGENCES[divergence]
@@ -416,13 +430,13 @@ class FGAN(AdversarialLoss):
         return self.fdiv.activation(r)
 
     def generator_fake(self, f: torch.Tensor) -> torch.Tensor:
-        return -self.fdiv.conjugate(self.fdiv.activation(f))
+        return -self.fdiv.conjugate_at(f)
 
     def discriminator_real(self, r: torch.Tensor) -> torch.Tensor:
         return -self.fdiv.activation(r)
 
     def discriminator_fake(self, f: torch.Tensor) -> torch.Tensor:
-        return self.fdiv.conjugate(self.fdiv.activation(f))
+        return self.fdiv.conjugate_at(f)
 
     def log_ratio(self, *values: torch.Tensor) -> torch.Tensor:
         return self.fdiv.log_ratio(self.T(*values))

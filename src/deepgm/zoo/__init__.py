@@ -6,15 +6,20 @@ from deepgm.zoo import (  # noqa: F401
     cvae,
     dip_vae,
     factor_vae,
+    ffjord,
     gmvae,
     infovae,
     iwae,
     iwae2,
     jmvae,
     m2,
+    maf,
     mmvae,
     mvae,
+    nice,
+    realnvp,
     vae,
+    vae_flow,
 )
 from deepgm.zoo.registry import REGISTRY, DataInfo, ZooEntry, get, names, register
 

@@ -1,0 +1,147 @@
+"""A GAN: the generator's objective and the discriminator's, each with its own optimiser.
+
+:class:`GAN` is a :class:`~deepgm.models.Model` whose main objective is the generator's (any expression
+holding adversarial terms from :mod:`deepgm.losses.gan`, e.g. ``NonSaturatingGAN(p_data, p_g, D).mean()``
+plus anything else) and whose auxiliary objective is the sum of those terms' discriminator losses,
+stepped ``d_steps`` times before every generator step. ``train_step`` returns
+``{"loss": generator loss, "discriminator": discriminator loss}``; ``eval_step`` returns ``MMD²`` between
+a batch of generated samples and the given batch (a multi-bandwidth Gaussian kernel; lower is better),
+a number the trainer can validate and select checkpoints by, which a generator loss is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepgm.distributions.base import Distribution
+from deepgm.errors import ObjectiveError
+from deepgm.losses.expr import Loss
+from deepgm.losses.gan import AdversarialLoss, mmd2_mixture
+from deepgm.models.model import AuxiliaryObjective, Model
+
+__all__ = ["GAN", "discriminator_objective", "MinibatchDiscrimination"]
+
+
+def _with_hooks(factory: Callable[..., torch.optim.Optimizer],
+                hooks: Sequence[Callable[[], None]]) -> Callable[..., torch.optim.Optimizer]:
+    """An optimiser factory whose optimisers call ``hooks`` after every step (e.g. weight clipping)."""
+
+    def make(params: Any, **kw: Any) -> torch.optim.Optimizer:
+        opt = factory(params, **kw)
+        if hooks:
+            opt.register_step_post_hook(lambda *_: [h() for h in hooks])
+        return opt
+
+    return make
+
+
+def discriminator_objective(loss: Loss, *, modules: Sequence[nn.Module] = (), extra: Loss | None = None,
+                            optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+                            optimizer_params: Mapping[str, Any] | None = None, steps: int = 1,
+                            when: str = "before", name: str = "discriminator") -> AuxiliaryObjective:
+    """The :class:`AuxiliaryObjective` training the discriminators of every adversarial term of ``loss``:
+    the sum of their ``discriminator_loss()`` (plus ``extra``), with their post-step hooks (clipping)."""
+    advs = adversarial_terms(loss)
+    if not advs:
+        raise ObjectiveError(f"the objective {loss} has no adversarial term (deepgm.losses.gan) to train a "
+                             f"discriminator for")
+    total: Loss = advs[0].discriminator_loss()
+    for a in advs[1:]:
+        total = total + a.discriminator_loss()
+    if extra is not None:
+        total = total + extra
+    hooks = [a.after_discriminator_step for a in advs]
+    owned = [m for node in total.walk() for m in node.own_modules()]
+    return AuxiliaryObjective(total, modules=(*owned, *modules), optimizer=_with_hooks(optimizer, hooks),
+                              optimizer_params=dict(optimizer_params or {}), steps=steps,
+                              when=when, name=name)  # type: ignore[arg-type]
+
+
+def adversarial_terms(loss: Loss) -> list[AdversarialLoss]:
+    """The adversarial nodes of ``loss`` that have a discriminator to train, each once."""
+    seen: dict[int, AdversarialLoss] = {}
+    for node in loss.walk():
+        if isinstance(node, AdversarialLoss) and not (hasattr(node, "features") and node.features is None):
+            seen.setdefault(id(node), node)
+    return list(seen.values())
+
+
+class GAN(Model):
+    """Generator and discriminator(s) trained in turn (see the module docstring).
+
+    ``loss``: the generator's scalar objective; ``generator``: the model distribution (sampled by
+    :meth:`generate`); ``distributions``: every distribution the generator's optimiser trains (default
+    ``[generator]``; add an encoder for BiGAN/ALI). ``discriminator_extra`` adds a term to the
+    discriminator's objective (InfoGAN's and ACGAN's classifier losses) and ``discriminator_modules`` the
+    modules it trains beyond the adversarial terms' own. With no adversarial term (GMMN) it is a plain
+    model trained by one optimiser.
+    """
+
+    def __init__(self, loss: Loss, generator: Distribution, *, distributions: Sequence[Distribution] | None = None,
+                 d_steps: int = 1, optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+                 optimizer_params: Mapping[str, Any] | None = None,
+                 d_optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
+                 d_optimizer_params: Mapping[str, Any] | None = None, discriminator_extra: Loss | None = None,
+                 discriminator_modules: Sequence[nn.Module] = (), x_var: str | None = None,
+                 eval_bandwidths: Sequence[float] = (0.5, 1.0, 2.0), **model_kwargs: Any) -> None:
+        if not isinstance(generator, Distribution):
+            raise TypeError(f"GAN: generator must be a deepgm distribution, got {type(generator).__name__}")
+        if d_steps < 1:
+            raise ValueError(f"GAN: d_steps must be >= 1, got {d_steps}")
+        aux = []
+        if adversarial_terms(loss) if isinstance(loss, Loss) else False:
+            aux.append(discriminator_objective(loss, modules=discriminator_modules, extra=discriminator_extra,
+                                               optimizer=d_optimizer, optimizer_params=d_optimizer_params,
+                                               steps=d_steps))
+        elif discriminator_extra is not None:
+            raise ObjectiveError("GAN: discriminator_extra given, but the objective has no adversarial term")
+        super().__init__(loss, list(distributions) if distributions is not None else [generator], optimizer,
+                         optimizer_params or {"lr": 2e-4, "betas": (0.5, 0.999)}, auxiliary=aux, **model_kwargs)
+        self.__dict__["generator"] = generator  # not a second submodule: its weights live in `distributions`
+        self.d_steps = d_steps
+        self.x_var = x_var or generator.var[0]
+        if self.x_var not in generator.var:
+            raise ValueError(f"GAN: x_var {self.x_var!r} is not a variable of {generator.prob_text}")
+        self.eval_bandwidths = tuple(eval_bandwidths)
+
+    @torch.no_grad()
+    def generate(self, n: int, **conditions: torch.Tensor) -> torch.Tensor:
+        """``n`` draws of ``x`` from the generator (in eval mode), given any conditions (e.g. ``y``)."""
+        was = self.training
+        self.eval()
+        try:
+            return self.generator.sample(dict(conditions), batch_n=n)[self.x_var]
+        finally:
+            self.train(was)
+
+    def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
+        """``MMD²`` (Gaussian kernels at ``eval_bandwidths`` × the batch's median distance) between
+        ``len(batch)`` generated samples and the batch ``inputs[x_var]``; lower is better."""
+        x = inputs[self.x_var]
+        conds = {c: inputs[c] for c in self.generator.cond_var if c in inputs}
+        fake = self.generate(int(x.shape[0]), **conds)
+        with torch.no_grad():
+            return float(mmd2_mixture(fake, x, self.eval_bandwidths))
+
+    test_step = eval_step
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016), a cure for mode collapse: ``M_i = x_i T`` (``K``
+    kernels of dimension ``d``), ``o_k(x_i) = Σ_{j≠i} exp(-‖M_{i,k} - M_{j,k}‖₁)``; returns ``[x, o(x)]``,
+    so the discriminator sees how close each example is to the rest of its batch."""
+
+    def __init__(self, in_features: int, n_kernels: int = 16, kernel_dim: int = 8) -> None:
+        super().__init__()
+        self.T = nn.Parameter(torch.randn(in_features, n_kernels * kernel_dim) * 0.1)
+        self.n_kernels, self.kernel_dim = n_kernels, kernel_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (B, B, K)
+        o = torch.exp(-l1).sum(1) - 1.0  # leave out j = i (exp(0) = 1)
+        return torch.cat([x, o], 1)
