@@ -14,7 +14,8 @@ from deepgm.losses import DIPCovariance, Enumerate, LogProb, TotalCorrelation
 from deepgm.zoo.gmvae import cluster_of
 
 SMALL = {"z_dim": 2, "hidden": (16,), "z1_dim": 4, "z2_dim": 2, "hidden1": (16,), "hidden2": (8,),
-         "dataset_size": 64, "capacity_steps": 20, "lambda_": 10.0}
+         "dataset_size": 64, "capacity_steps": 20, "lambda_": 10.0, "n_codes": 3}
+NEEDS_SQUARE_IMAGES = {"dcgan"}  # convolutional: tested on images in tests/gan
 
 
 def _data() -> dict[str, torch.Tensor]:
@@ -27,6 +28,8 @@ def _data() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_model_trains_samples_and_prints(name: str) -> None:
+    if name in NEEDS_SQUARE_IMAGES:
+        pytest.skip(f"{name} needs square images; tests/gan trains it on 8x8 images")
     entry = zoo.get(name)
     fields = {f.name for f in dataclasses.fields(entry.config)}
     cfg = entry.config(**{k: v for k, v in SMALL.items() if k in fields}, lr=1e-2)

@@ -9,6 +9,22 @@ from deepgm.losses.bounds import ELBO, IWELBO, RenyiBound
 from deepgm.losses.core import KL, CrossEntropy, E, Entropy, LogProb
 from deepgm.losses.estimators import REINFORCE
 from deepgm.losses.expr import Constant, Loss, Parameter, as_loss, maximum, minimum
+from deepgm.losses.gan import (
+    F_DIVERGENCES,
+    FGAN,
+    KLGAN,
+    AdversarialLoss,
+    BatchE,
+    FDivergence,
+    HingeGAN,
+    LeastSquaresGAN,
+    MinimaxGAN,
+    MMDMixture,
+    NonSaturatingGAN,
+    Wasserstein,
+    gradient_penalty,
+    mmd2_mixture,
+)
 from deepgm.losses.iterative import IterativeLoss
 from deepgm.losses.mmd import MMD, mmd2_unbiased
 from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelation
@@ -17,4 +33,6 @@ __all__ = [
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
     "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "IterativeLoss",
     "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "permute_dims",
+    "AdversarialLoss", "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN",
+    "HingeGAN", "FGAN", "FDivergence", "F_DIVERGENCES", "gradient_penalty", "MMDMixture", "mmd2_mixture", "BatchE",
 ]

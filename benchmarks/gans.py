@@ -1,0 +1,158 @@
+"""Implicit models at a fixed CPU budget: MNIST-FID of the GAN zoo and a VAE, mode coverage on the ring
+of 8 Gaussians with and without the mode-collapse cure, and LFVI against rejection ABC on Lotka–Volterra.
+
+    python scripts/train_mnist_classifier.py --data-dir ../shared/data/mnist --out checkpoints/mnist_classifier.pt
+    python benchmarks/gans.py --data-dir ../shared/data/mnist --classifier checkpoints/mnist_classifier.pt \
+        --seconds 120 --ring-steps 3000 --lv-simulations 20000
+
+MNIST-FID uses the features of the small MNIST classifier (not Inception): the numbers are on a
+different scale from Lucic et al.'s (Inception features), which are printed beside them for
+orientation only. Every model trains for the same wall-clock budget (``--seconds``) with its zoo
+defaults. Writes ``benchmarks/results/gans.json``. ``--quick`` runs a seconds-long smoke version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepgm.data import load_dataset
+from deepgm.data.toy import toy_2d, toy_2d_modes
+from deepgm.inference import LFVI, LV_TRUE_LOG_THETA, LotkaVolterra, rejection_abc
+from deepgm.metrics.gan import fid, inception_score, load_mnist_classifier, mode_coverage
+from deepgm.zoo import gan_basic, gan_dcgan, gan_mmd, vae  # noqa: F401  (registers the models)
+from deepgm.zoo.registry import REGISTRY, DataInfo
+
+# Lucic et al. 2018, "Are GANs created equal?", best MNIST FID (Inception features): orientation only
+LUCIC_MNIST_FID = {"ns-gan": 6.8, "wgan": 6.7, "wgan-gp": 20.3, "lsgan": 7.8, "vae": 23.8}
+MNIST_MODELS = ["gan", "ns-gan", "wgan", "wgan-gp", "lsgan", "dcgan", "gmmn", "vae"]
+RING_MODELS = ["gan", "ns-gan", "kl-gan", "wgan", "wgan-gp", "lsgan", "hinge-gan", "f-gan"]
+
+
+def _build(name: str, info: DataInfo, **overrides: Any) -> Any:
+    entry = REGISTRY[name]
+    fields = {f.name for f in dataclasses.fields(entry.config)}
+    return entry.build(entry.config(**{k: v for k, v in overrides.items() if k in fields}), info)
+
+
+def mnist_fid(args: argparse.Namespace) -> dict[str, Any]:
+    """Train each model for ``args.seconds`` on MNIST ([0, 1] grey values) and score 10k samples."""
+    if args.classifier is None or not Path(args.classifier).exists():
+        return {"skipped": "no classifier checkpoint; run scripts/train_mnist_classifier.py first"}
+    clf = load_mnist_classifier(args.classifier)
+    train = load_dataset("mnist", "train", args.data_dir, flatten=True).batch()  # type: ignore[attr-defined]
+    test = load_dataset("mnist", "test", args.data_dir, flatten=True).batch()["x"]  # type: ignore[attr-defined]
+    n_eval = 1000 if args.quick else 10_000
+    info = DataInfo("mnist", (784,), 10, binary=True)
+    out: dict[str, Any] = {"reference_test_vs_train": fid(test[:n_eval], train["x"][:n_eval], clf.features)}
+    for name in MNIST_MODELS:
+        torch.manual_seed(0)
+        model = _build(name, info, decoder="bernoulli")
+        steps, start = 0, time.time()
+        while time.time() - start < args.seconds:
+            idx = torch.randint(0, train["x"].shape[0], (64,))
+            batch = {"x": train["x"][idx]}
+            if name == "vae":
+                batch = {"x": torch.bernoulli(batch["x"])}
+            model.train_step(batch)
+            steps += 1
+        with torch.no_grad():
+            x = torch.cat([model.generate(1000) for _ in range(n_eval // 1000)]).clamp(0, 1)
+        out[name] = {"fid": fid(x, test[:n_eval], clf.features), "inception_score": inception_score(x, clf)[0],
+                     "steps": steps, "seconds": args.seconds, "lucic_inception_fid": LUCIC_MNIST_FID.get(name)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def ring_coverage(args: argparse.Namespace) -> dict[str, Any]:
+    """Mode coverage of 2,500 samples after ``args.ring_steps`` steps, with and without minibatch
+    discrimination, over ``args.seeds`` seeds."""
+    data = toy_2d("8gaussians", 20_000, seed=0)
+    modes = toy_2d_modes("8gaussians")
+    info = DataInfo("8gaussians", (2,), binary=False)
+    out: dict[str, Any] = {}
+    for name in RING_MODELS + ["gmmn", "mmd-gan"]:
+        for cure in (False, True) if name in RING_MODELS else (False,):
+            rows = []
+            for seed in range(args.seeds):
+                torch.manual_seed(seed)
+                model = _build(name, info, z_dim=2, hidden=(128, 128), disc_hidden=(128, 128), lr=1e-3 if
+                               name not in ("wgan",) else 5e-4, minibatch_discrimination=cure)
+                for _ in range(args.ring_steps):
+                    model.train_step({"x": data[torch.randint(0, len(data), (256,))]})
+                mc = mode_coverage(model.generate(2500), modes, 0.1)
+                rows.append({k: mc[k] for k in ("modes_captured", "high_quality", "mode_kl")})
+            key = f"{name}+minibatch" if cure else name
+            out[key] = {"runs": rows, "mean_modes": sum(r["modes_captured"] for r in rows) / len(rows),
+                        "mean_high_quality": sum(r["high_quality"] for r in rows) / len(rows)}
+            print(key, out[key]["mean_modes"], round(out[key]["mean_high_quality"], 3), flush=True)
+    return out
+
+
+def lotka_volterra(args: argparse.Namespace) -> dict[str, Any]:
+    """LFVI and rejection ABC with the same number of simulations on the observed true-θ data."""
+    g = torch.Generator().manual_seed(0)
+    budget = args.lv_simulations
+    obs_sim = LotkaVolterra()
+    s_obs, _ = obs_sim.simulate(LV_TRUE_LOG_THETA[None], generator=g)
+    sim = LotkaVolterra()
+
+    def simulate(theta: torch.Tensor) -> torch.Tensor:
+        s, ok = sim.simulate(theta)
+        return torch.where(ok[:, None], s, torch.nan)
+
+    start = time.time()
+    abc = rejection_abc(simulate, sim.sample_prior, s_obs[0], budget, accept=0.005, batch_size=500)
+    abc_row = {**abc.summary(0.9), "simulations": sim.calls, "seconds": time.time() - start}
+    sim.calls = 0
+    start = time.time()
+    batch = 200
+    lfvi = LFVI(simulate, sim.sample_prior, 4, 9, pilot=min(1000, budget // 10))
+    while lfvi.simulations + batch <= budget:
+        lfvi.step(batch)
+    draws = lfvi.sample(s_obs[0], 5000)
+    q = torch.quantile(draws.double(), torch.tensor([0.05, 0.95], dtype=torch.float64), dim=0)
+    lfvi_row = {"mean": draws.mean(0).tolist(), "lower": q[0].tolist(), "upper": q[1].tolist(),
+                "simulations": sim.calls, "seconds": time.time() - start}
+    return {"true_log_theta": LV_TRUE_LOG_THETA.tolist(), "abc": abc_row, "lfvi": lfvi_row}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--classifier", default=None)
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--ring-steps", type=int, default=3000)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--lv-simulations", type=int, default=20_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", choices=["mnist", "ring", "lv"], default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gans.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.ring_steps, args.seeds, args.lv_simulations = 2.0, 50, 1, 600
+    torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {"machine": platform.platform(), "threads": args.threads, "torch": torch.__version__,
+                              "config": {k: str(v) for k, v in vars(args).items()}}
+    if args.only in (None, "ring"):
+        result["ring_8_gaussians"] = ring_coverage(args)
+    if args.only in (None, "lv"):
+        result["lotka_volterra"] = lotka_volterra(args)
+    if args.only in (None, "mnist"):
+        result["mnist_fid"] = mnist_fid(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
