@@ -64,8 +64,7 @@ class HandVAE(nn.Module):
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
             z = q.sample((n,))
-            log_px_z = -F.binary_cross_entropy_with_logits(self.dec(z), x.expand(n, *x.shape),
-                                                          reduction="none").sum(-1)
+            log_px_z = -F.binary_cross_entropy_with_logits(self.dec(z), x.expand(n, *x.shape), reduction="none").sum(-1)
             log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
             part = (log_px_z + log_pz - q.log_prob(z).sum(-1)).logsumexp(0)
             total = part if total is None else torch.logaddexp(total, part)
@@ -80,7 +79,7 @@ def train(step: callable, x_train: torch.Tensor, epochs: int, batch: int, seed: 
         order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         total = 0.0
         for i in range(0, len(order) - batch + 1, batch):
-            total += step(torch.bernoulli(x_train[order[i:i + batch]]))
+            total += step(torch.bernoulli(x_train[order[i : i + batch]]))
         curve.append(total / (len(order) // batch))
         print(f"  epoch {epoch + 1}: train loss {curve[-1]:.2f}", flush=True)
     return curve
@@ -107,7 +106,7 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     def nll_of(fn: callable) -> float:
-        values = torch.cat([fn(x_test[i:i + 100]) for i in range(0, len(x_test), 100)])
+        values = torch.cat([fn(x_test[i : i + 100]) for i in range(0, len(x_test), 100)])
         return float(-values.mean())
 
     runs = [("deepgm_vae", "vae"), ("deepgm_iwae_k5", "iwae"), ("pytorch_vae", None)]
@@ -136,16 +135,25 @@ def main() -> None:
             curve = train(hand_step, x_train, args.epochs, args.batch_size, args.seed)
             t_train = time.time() - t0
             nll = nll_of(lambda x: hand.log_likelihood(x, args.k, args.chunk))
-        results[label] = {"test_nll": round(nll, 3), "train_seconds": round(t_train, 1),
-                          "total_seconds": round(time.time() - t0, 1), "train_loss_per_epoch": curve}
+        results[label] = {
+            "test_nll": round(nll, 3),
+            "train_seconds": round(t_train, 1),
+            "total_seconds": round(time.time() - t0, 1),
+            "train_loss_per_epoch": curve,
+        }
         print(f"{label}: test NLL {nll:.2f} nats ({time.time() - t0:.0f} s)", flush=True)
 
     out = {
         "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {"torch": torch.__version__, "threads": args.threads, "platform": platform.platform()},
-        "budget": {"epochs": args.epochs, "passes": args.epochs, "batch_size": args.batch_size,
-                   "test_images": len(x_test), "k": args.k},
+        "budget": {
+            "epochs": args.epochs,
+            "passes": args.epochs,
+            "batch_size": args.batch_size,
+            "test_images": len(x_test),
+            "k": args.k,
+        },
         "architecture": "784-200-200-50 tanh, Bernoulli decoder, Adam lr 1e-3",
         "published_after_3280_passes": PUBLISHED,
         "results": results,
