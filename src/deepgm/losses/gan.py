@@ -44,7 +44,7 @@ from torch import nn
 from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
-from deepgm.losses.core import _check_dist
+from deepgm.losses.core import Expectation, _check_dist
 from deepgm.losses.expr import Loss, as_loss
 
 __all__ = [
@@ -540,7 +540,7 @@ class _MMDCriticLoss(Loss):
 
 
 # -- expectations over a batch of draws -----------------------------------------------------------------------
-class BatchE(Loss):
+class BatchE(Expectation):
     """``E_{q}[f]`` drawing one batch from ``q``: as many draws as the input ``batch_like`` has rows (for a
     ``q`` without conditions, e.g. a GAN's generator), per example. ``detach=True`` stops gradients from
     ``f`` into the draws (to train only the networks of ``f``, e.g. InfoGAN's ``Q`` on generated images)."""
@@ -558,15 +558,6 @@ class BatchE(Loss):
             for v in self.q.var:
                 scope.set(v, scope.values[v].detach(), scope.sdims.get(v, 0))
         return self.f._eval(scope)
-
-    def children(self) -> tuple[Loss, ...]:
-        return (self.f,)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.q,)
-
-    def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.q.var)
 
     def own_inputs(self) -> tuple[str, ...]:
         return tuple(self.q.cond_var) + (self.batch_like,)
