@@ -162,3 +162,20 @@ def test_multimodal_cross_generation_learns_labels(name: str) -> None:
     assert nearest.tolist() == [0, 1, 2]  # label → image looks like that class
     xs, ys = model.generate_pairs(6)
     assert xs.shape == (6, 20) and ys.shape == (6,)
+
+
+def test_convolutional_vae_and_gaussian_decoder_train() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(32, 64, generator=g) > 0.5).float()
+    for options in ({"network": "conv"}, {"decoder": "normal"}):
+        entry = zoo.get("vae")
+        model = entry.build(entry.config(z_dim=2, hidden=(32,), lr=1e-2, **options), zoo.DataInfo("toy", (64,)))
+        torch.manual_seed(0)
+        first = sum(model.eval_step({"x": x}) for _ in range(10)) / 10
+        for _ in range(60):
+            model.train_step({"x": x})
+        torch.manual_seed(0)
+        assert sum(model.eval_step({"x": x}) for _ in range(10)) / 10 < first
+        assert model.generate(4).shape == (4, 64)
+    with pytest.raises(ValueError, match="square"):
+        zoo.get("vae").build(zoo.get("vae").config(network="conv"), zoo.DataInfo("toy", (20,)))

@@ -1,5 +1,6 @@
 """Reusable networks for conditioning distributions."""
 
+from deepgm.nn.conv import ConvDecoder, ConvEncoder
 from deepgm.nn.mlp import MLP, LogitsHead, NormalHead, OneHotInputs, activation
 
-__all__ = ["MLP", "NormalHead", "LogitsHead", "OneHotInputs", "activation"]
+__all__ = ["ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "OneHotInputs", "activation"]
