@@ -316,7 +316,15 @@ def _final_report(model: Any, entry: Any, info: Any, splits: dict[str, dict[str,
         z = model.encode(x)
         viz.save_latent_map_2d(z, test.get("y"), out / "latent_map.png")
         model.train()
-    elif hasattr(model, "bits_per_dim"):  # a flow: exact likelihoods
+    elif hasattr(model, "generate") and not hasattr(model, "bits_per_dim"):  # implicit models (GANs)
+        shape = _image_shape(info)
+        with torch.no_grad():
+            samples = model.generate(64)
+        if shape is not None:
+            viz.save_image_grid(_upscaled(samples.clamp(0, 1), shape), out / "samples.png")
+        elif info.x_dim == 2:
+            viz.save_samples_2d(samples, out / "samples.png")
+    if hasattr(model, "bits_per_dim"):  # a flow: exact likelihoods
         x = test["x"]
         metrics["test_nll_exact"] = float(-model.log_likelihood(x).mean())
         metrics["test_bits_per_dim"] = model.bits_per_dim(x)
