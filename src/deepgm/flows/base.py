@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from deepgm.errors import DeepGMError, ShapeError
+from deepgm.nn.mlp import MLP
 
 __all__ = [
     "Transform", "Inverse", "Compose", "FlowSequence", "NotInvertibleError", "MLPConditioner",
@@ -113,15 +114,10 @@ class MLPConditioner(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), context_dim: int = 0,
                  zero_init: bool = True) -> None:
         super().__init__()
-        sizes = [in_dim + context_dim, *hidden]
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        last = nn.Linear(sizes[-1], out_dim)
+        self.net = MLP([in_dim + context_dim, *hidden, out_dim], "relu")
         if zero_init:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-        self.net = nn.Sequential(*layers, last)
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
         self.context_dim = context_dim
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
