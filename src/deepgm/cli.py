@@ -82,7 +82,6 @@ def _add_config_options(parser: argparse.ArgumentParser, cls: type, title: str) 
 def _config_from(cls: type, args: argparse.Namespace, toml: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    names = {f.name for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
         if f.name in toml:
             conv, choices = _field_parser(hints[f.name])
@@ -97,7 +96,6 @@ def _config_from(cls: type, args: argparse.Namespace, toml: dict[str, Any], wher
         cli = getattr(args, f"cfg_{f.name}", None)
         if cli is not None:
             values[f.name] = cli
-    del names
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
