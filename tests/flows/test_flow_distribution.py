@@ -203,7 +203,7 @@ def test_inpainting_finds_the_conditional_mode_of_a_gaussian_flow() -> None:
 
 def test_inpainting_through_dequantisation_stays_in_bounds_and_raises_the_likelihood() -> None:
     torch.manual_seed(0)
-    flow = Flow(var=["x"], base=_std("u", 4), transforms=[Dequantize(256), Logit(), MAF(4, hidden=(8,))])
+    flow = Flow(var=["x"], base=_std("u", 4), transforms=[Dequantize(256, "midpoint"), Logit(), MAF(4, hidden=(8,))])
     _randomise(flow)
     x = torch.rand(3, 4)
     mask = torch.tensor([1.0, 1.0, 0.0, 0.0])

@@ -252,6 +252,15 @@ def test_dequantize_rounds_back_and_carries_the_mass_term() -> None:
         assert torch.allclose(ld, torch.full((6,), -5 * math.log(levels))) and torch.equal(ld_inv, -ld)
 
 
+def test_dequantize_draws_noise_in_eval_mode_unless_asked_for_the_midpoint() -> None:
+    x = torch.randint(0, 256, (4, 3)).float() / 255
+    noisy, mid = Dequantize(256).eval(), Dequantize(256, "midpoint").eval()
+    assert not torch.equal(noisy(x)[0], noisy(x)[0])
+    assert torch.equal(mid(x)[0], (x * 255 + 0.5) / 256)
+    with pytest.raises(ValueError, match="eval_noise"):
+        Dequantize(256, "gaussian")  # type: ignore[arg-type]
+
+
 def test_conditional_transforms_depend_on_their_context() -> None:
     for name in ("affine-cond", "spline-cond", "maf-cond-order", "iaf", "radial-cond", "affine-channel-cond"):
         t, x, ctx = _make(name)

@@ -42,6 +42,18 @@ def test_lfvi_recovers_the_conjugate_gaussian_posterior() -> None:
     assert lfvi.simulations == 1000 + 600 * 256
 
 
+def test_lfvi_on_a_fixed_simulation_pool_recovers_the_conjugate_posterior() -> None:
+    torch.manual_seed(0)
+    lfvi = LFVI(_simulate, _prior, theta_dim=1, y_dim=1, hidden=(32, 32), pilot=500)
+    lfvi.fit_pool(4000, steps=600, batch_size=256)
+    assert lfvi.simulations == 500 + 4000  # the budget, however many steps
+    sd = math.sqrt(1 / (N_OBS + 1))
+    for y in (-1.0, 1.0):
+        s = lfvi.sample(torch.tensor([y]), 4000)
+        assert abs(float(s.mean()) - N_OBS * y / (N_OBS + 1)) < 0.15, (y, float(s.mean()))
+        assert 0.6 * sd < float(s.std()) < 1.5 * sd, (y, float(s.std()))
+
+
 def test_rejection_abc_recovers_the_conjugate_gaussian_posterior() -> None:
     torch.manual_seed(0)
     res = rejection_abc(_simulate, _prior, torch.tensor([1.0]), n_simulations=50_000, accept=0.01)

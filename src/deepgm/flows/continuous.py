@@ -88,7 +88,9 @@ class _Augmented(nn.Module):
     def forward(self, t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         self.nfe += 1
         z = state[0]
-        train = self.create_graph
+        # keep the graph only when the caller records one: not in the adjoint's forward solve (run under
+        # no_grad), whose steps would otherwise hold their graphs until the solver lets go of them
+        train = self.create_graph and torch.is_grad_enabled()
         with torch.enable_grad():
             if not z.requires_grad:
                 z = z.detach().requires_grad_(True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepgm.flows.distribution import Flow
+from deepgm.flows.preprocessing import Dequantize
 
 __all__ = ["inpaint"]
 
@@ -17,6 +18,7 @@ def inpaint(flow: Flow, x: torch.Tensor, observed: torch.Tensor, steps: int = 20
 
     ``bounds``: the data's range, kept by optimising ``x_m = lo + (hi - lo) σ(y)`` (``None``: unbounded).
     ``init``: the starting values of the missing entries (default: the middle of ``bounds``, or 0).
+    Dequantisation layers take their midpoint during the optimisation, so the objective is deterministic.
     Returns the completed ``x``.
     """
     try:
@@ -36,6 +38,9 @@ def inpaint(flow: Flow, x: torch.Tensor, observed: torch.Tensor, steps: int = 20
     opt = torch.optim.Adam([y], lr=lr)
     was = flow.training
     flow.eval()
+    dequantizers = [(m, m.eval_noise) for m in flow.modules() if isinstance(m, Dequantize)]
+    for m, _ in dequantizers:
+        m.eval_noise = "midpoint"
     grads = [p.requires_grad for p in flow.parameters()]
     for p in flow.parameters():
         p.requires_grad_(False)
@@ -53,5 +58,7 @@ def inpaint(flow: Flow, x: torch.Tensor, observed: torch.Tensor, steps: int = 20
     finally:
         for p, g in zip(flow.parameters(), grads):
             p.requires_grad_(g)
+        for m, noise in dequantizers:
+            m.eval_noise = noise
         flow.train(was)
     return fill(y).detach()

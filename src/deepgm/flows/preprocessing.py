@@ -4,6 +4,7 @@ log-determinants, so that likelihoods are reported for the original data (bits/d
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
@@ -14,7 +15,9 @@ __all__ = ["Dequantize", "Logit", "bits_per_dim"]
 
 class Dequantize(Transform):
     """Uniform dequantisation of data on ``L = levels`` values ``k/(L-1)`` in ``[0, 1]``:
-    ``y = (k + v)/L`` with ``v ~ U[0, 1)`` in training mode (``v = ½`` in eval mode, deterministic).
+    ``y = (k + v)/L`` with ``v ~ U[0, 1)``. In eval mode ``eval_noise`` decides: ``uniform`` (default) draws
+    ``v`` as in training, so a test log-likelihood is the usual single-draw estimate of the bound below (the
+    figure papers report as bits/dim); ``midpoint`` takes ``v = ½`` (deterministic, e.g. for inpainting).
 
     Its log-determinant is ``-D log L``: with it, ``log p(y) - D log L`` lower-bounds (in expectation over
     ``v``) the log-probability of the discrete data, ``log P(k) ≥ E_v[log p((k+v)/L)] - D log L``, so a flow
@@ -23,16 +26,20 @@ class Dequantize(Transform):
     so a likelihood can be optimised over the data (inpainting).
     """
 
-    def __init__(self, levels: int = 256) -> None:
+    def __init__(self, levels: int = 256, eval_noise: Literal["uniform", "midpoint"] = "uniform") -> None:
         super().__init__()
         if levels < 2:
             raise ValueError(f"Dequantize: needs at least 2 levels, got {levels}")
+        if eval_noise not in ("uniform", "midpoint"):
+            raise ValueError(f"Dequantize: eval_noise must be 'uniform' or 'midpoint', got {eval_noise!r}")
         self.levels = levels
+        self.eval_noise = eval_noise
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         scaled = x * (self.levels - 1)
         k = scaled + (torch.round(scaled) - scaled).detach()  # rounded; gradients pass straight through
-        v = torch.rand_like(x) if self.training else torch.full_like(x, 0.5)
+        uniform = self.training or self.eval_noise == "uniform"
+        v = torch.rand_like(x) if uniform else torch.full_like(x, 0.5)
         d = x[0].numel()
         return (k + v) / self.levels, x.new_full((x.shape[0],), -d * math.log(self.levels))
 

@@ -99,8 +99,24 @@ class LFVI:
         return out if isinstance(out, dict) else {"loss": float(out)}
 
     def fit(self, steps: int, batch_size: int = 256) -> list[dict[str, float]]:
-        """``steps`` rounds of :meth:`step`; the history of losses."""
+        """``steps`` rounds of :meth:`step` (fresh simulations every round); the history of losses."""
         return [self.step(batch_size) for _ in range(steps)]
+
+    def fit_pool(self, simulations: int, steps: int, batch_size: int = 256,
+                 generator: torch.Generator | None = None) -> list[dict[str, float]]:
+        """Simulate ``simulations`` pairs ``(θ, y)`` once, then train for ``steps`` rounds on minibatches drawn
+        from that pool (with replacement): for a fixed simulation budget, many more steps than :meth:`fit`.
+        The expectation over ``p(y, θ)`` becomes one over the pool's empirical distribution."""
+        theta, y = self.draw(simulations)
+        if len(theta) == 0:
+            raise ValueError("LFVI.fit_pool: every simulation returned non-finite values")
+        y = self._standardise(y)
+        history = []
+        for _ in range(steps):
+            idx = torch.randint(0, len(theta), (batch_size,), generator=generator)
+            out = self.model.train_step({"y": y[idx], "theta": theta[idx]})
+            history.append(out if isinstance(out, dict) else {"loss": float(out)})
+        return history
 
     @torch.no_grad()
     def sample(self, y_obs: torch.Tensor, n: int) -> torch.Tensor:

@@ -141,7 +141,7 @@ class MinibatchDiscrimination(nn.Module):
         self.n_kernels, self.kernel_dim = n_kernels, kernel_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (B, B, K)
-        o = torch.exp(-l1).sum(1) - 1.0  # leave out j = i (exp(0) = 1)
+        m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (K, B, d)
+        l1 = torch.cdist(m, m, p=1.0)  # (K, B, B), without the (B, B, K, d) difference tensor
+        o = torch.exp(-l1).sum(-1).t() - 1.0  # leave out j = i (exp(0) = 1)
         return torch.cat([x, o], 1)

@@ -18,6 +18,7 @@ class MAFConfig:
     batch_norm: bool = True
     preprocess: Preprocess = "auto"
     levels: int = 256
+    logit_alpha: float = 0.05  # y = logit(α + (1 - 2α) x); RealNVP used 0.05, MAF 1e-6
     lr: float = 1e-3
 
 
@@ -25,7 +26,7 @@ class MAFConfig:
 def build_maf(cfg: MAFConfig, data: DataInfo) -> FlowModel:
     """MAF for flat ``x`` of ``data``: ``[dequantise → logit] → (MADE → reverse [→ batch-norm]) × layers``."""
     d = data.x_dim
-    ts: list[Transform] = preprocessing(cfg.preprocess, data, cfg.levels)
+    ts: list[Transform] = preprocessing(cfg.preprocess, data, cfg.levels, cfg.logit_alpha)
     for i in range(cfg.layers):
         ts.append(MAF(d, hidden=cfg.hidden))
         if i < cfg.layers - 1:

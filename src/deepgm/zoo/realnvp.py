@@ -31,6 +31,7 @@ class RealNVPConfig:
     batch_norm: bool = True
     preprocess: Preprocess = "auto"
     quantization_levels: int = 256
+    logit_alpha: float = 0.05  # y = logit(α + (1 - 2α) x); RealNVP used 0.05, MAF 1e-6
     lr: float = 1e-3
 
 
@@ -38,7 +39,7 @@ class RealNVPConfig:
 def build_realnvp(cfg: RealNVPConfig, data: DataInfo) -> FlowModel:
     """RealNVP for flat ``x`` of ``data``."""
     d = data.x_dim
-    ts: list[Transform] = preprocessing(cfg.preprocess, data, cfg.quantization_levels)
+    ts: list[Transform] = preprocessing(cfg.preprocess, data, cfg.quantization_levels, cfg.logit_alpha)
     image = square_image(d) if data.binary else None
     arch = cfg.architecture
     if arch == "auto":
