@@ -350,7 +350,8 @@ def _markdown(result: dict[str, Any]) -> str:
                              cell(lib, "seconds_per_step", 1000, ".1f") for lib in ("deepgm", "zuko", "nflows"))
                              + f" | {params} |")
     if "mnist" in result and "skipped" not in result["mnist"]:
-        lines += ["", "| MNIST model | steps | bits/dim | published bits/dim | logit-space log-lik (nats) | published |",
+        lines += ["", "| MNIST model | steps | bits/dim | published bits/dim | logit-space log-lik (nats) "
+                  "| published |",
                   "|---|---|---|---|---|---|"]
         for name in ("nice", "realnvp", "maf"):
             r = result["mnist"].get(name)
@@ -369,7 +370,8 @@ def _markdown(result: dict[str, Any]) -> str:
                   "NFE total |", "|---|---|---|---|---|---|---|"]
         for r in result["ffjord"]["memory"]:
             lines.append(f"| {r['batch']} | {r['adjoint']} | {r['saved_for_backward_mib']:.1f} | "
-                         f"{r['peak_rss_growth_mib']:.1f} | {r['seconds']:.2f} | {r['nfe_forward']} | {r['nfe_total']} |")
+                         f"{r['peak_rss_growth_mib']:.1f} | {r['seconds']:.2f} | {r['nfe_forward']} | "
+                         f"{r['nfe_total']} |")
     return "\n".join(lines) + "\n"
 
 
