@@ -381,8 +381,8 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["toys", "mnist", "ffjord"], default=None)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--cnf-steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--cnf-steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--hidden", type=int, default=64, help="deepgm's hidden width (two layers)")
     ap.add_argument("--n-train", type=int, default=20000)
@@ -390,7 +390,7 @@ def main() -> None:
     ap.add_argument("--toys", default=",".join(TOYS))
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--mnist-seconds", type=float, default=480.0)
+    ap.add_argument("--mnist-seconds", type=float, default=360.0)
     ap.add_argument("--ffjord-steps", type=int, default=500)
     ap.add_argument("--memory-batches", default="1024,4096,16384")
     ap.add_argument("--quick", action="store_true", help="a smoke run of every section")
@@ -402,20 +402,18 @@ def main() -> None:
         args.steps, args.cnf_steps, args.toys, args.n_train, args.n_test = 20, 5, "moons", 2000, 1000
         args.mnist_seconds, args.ffjord_steps, args.memory_batches = 3.0, 3, "64,256"
     torch.set_num_threads(args.threads)
-    result: dict[str, Any] = {
-        "meta": {"steps": args.steps, "cnf_steps": args.cnf_steps, "batch": args.batch, "hidden": args.hidden,
-                 "n_train": args.n_train, "n_test": args.n_test, "threads": args.threads,
-                 "torch": torch.__version__, "machine": platform.platform(),
-                 "command": " ".join(sys.argv)}}
-    if args.only in (None, "toys"):
-        result["toys"] = toys(args)
-    if args.only in (None, "ffjord"):
-        result["ffjord"] = ffjord(args)
-    if args.only in (None, "mnist"):
-        result["mnist"] = mnist(args)
     out = Path(args.out or f"benchmarks/results/flows{'_quick' if args.quick else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    # each section is merged into the JSON as soon as it finishes (sections can run as separate commands)
+    result: dict[str, Any] = json.loads(out.read_text()) if out.exists() and args.only else {}
+    meta = {"steps": args.steps, "cnf_steps": args.cnf_steps, "batch": args.batch, "hidden": args.hidden,
+            "n_train": args.n_train, "n_test": args.n_test, "threads": args.threads,
+            "torch": torch.__version__, "machine": platform.platform(), "command": " ".join(sys.argv)}
+    for name, run in (("toys", toys), ("ffjord", ffjord), ("mnist", mnist)):
+        if args.only in (None, name):
+            result[name] = run(args)
+            result.setdefault("meta", {})[name] = meta
+            out.write_text(json.dumps(result, indent=2) + "\n")
     md = _markdown(result)
     out.with_suffix(".md").write_text(md)
     print(md)

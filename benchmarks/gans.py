@@ -143,16 +143,18 @@ def main() -> int:
     if args.quick:
         args.seconds, args.ring_steps, args.seeds, args.lv_simulations, args.lv_steps = 2.0, 50, 1, 600, 50
     torch.set_num_threads(args.threads)
-    result: dict[str, Any] = {"machine": platform.platform(), "threads": args.threads, "torch": torch.__version__,
-                              "config": {k: str(v) for k, v in vars(args).items()}}
-    if args.only in (None, "ring"):
-        result["ring_8_gaussians"] = ring_coverage(args)
-    if args.only in (None, "lv"):
-        result["lotka_volterra"] = lotka_volterra(args)
-    if args.only in (None, "mnist"):
-        result["mnist_fid"] = mnist_fid(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    # each section is merged into the JSON as soon as it finishes (sections can run as separate commands)
+    result: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
+    result.update({"machine": platform.platform(), "torch": torch.__version__})
+    sections = {"ring": ("ring_8_gaussians", ring_coverage), "lv": ("lotka_volterra", lotka_volterra),
+                "mnist": ("mnist_fid", mnist_fid)}
+    for name, (key, run) in sections.items():
+        if args.only in (None, name):
+            value = run(args)
+            value["config"] = {k: str(v) for k, v in vars(args).items()}
+            result[key] = value
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(args.out)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,18 @@ def test_train_eval_sample_resume_on_digits(tmp_path: Path, capsys: pytest.Captu
     assert main(["train", "vae", "--config", str(cfg), "--epochs", "2", "--out", str(run), "--resume",
                  "--progress", "false", "--eval-k", "20"]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 2 * metrics["steps"]
+
+
+def test_train_a_flow_on_digits_then_inpaint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "nice"
+    assert main(["train", "nice", "--hidden", "32", "--epochs", "1", "--out", str(run), "--progress", "false"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_bits_per_dim"] > 0 and (run / "samples.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["inpaint", str(run), "-n", "4", "--steps", "20", "-o", str(tmp_path / "fill.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 4 and 0 <= out["mala_acceptance"] <= 1 and (tmp_path / "fill.png").stat().st_size > 0
+    lp = out["mean_log_likelihood"]
+    assert lp["mode"] > lp["observed, grey fill"] and math.isfinite(lp["sample"])  # the fill raised log p
+    assert main(["inpaint", str(run), "--hide", "middle"]) == 2
+    assert "--hide" in _err_line(capsys)

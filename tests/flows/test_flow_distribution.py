@@ -23,6 +23,7 @@ from deepgm.flows import (
     alternating_mask,
     flow_posterior,
     inpaint,
+    inpaint_sample,
 )
 from deepgm.losses import IWELBO, KL, E, LogProb
 from deepgm.models import ML, VAE
@@ -199,6 +200,40 @@ def test_inpainting_finds_the_conditional_mode_of_a_gaussian_flow() -> None:
     expected = cov[1, 0] / cov[0, 0] * x[:, 0]
     assert torch.allclose(out[:, 0], x[:, 0]) and torch.allclose(out[:, 1], expected, atol=1e-3), (out, expected)
     assert all(p.requires_grad for p in flow.parameters())
+
+
+def test_inpainting_by_langevin_sampling_draws_from_the_gaussian_conditional() -> None:
+    # the same linear flow: x₂ | x₁ ~ N(Σ₂₁/Σ₁₁ x₁, Σ₂₂ - Σ₂₁²/Σ₁₁); 2,000 chains give its mean and spread
+    torch.manual_seed(0)
+    conv = InvertibleConv1x1(2, seed=0)
+    with torch.no_grad():
+        conv.lower.fill_(0.8)
+    flow = Flow(var=["x"], base=_std(), transforms=[conv])
+    w = conv.weight().detach()
+    cov = torch.linalg.inv(w.T @ w)
+    x = torch.tensor([[1.5, 0.0]]).repeat(2000, 1)
+    g = torch.Generator().manual_seed(0)
+    out, acceptance = inpaint_sample(flow, x, torch.tensor([1.0, 0.0]), steps=200, step_size=0.1, bounds=None,
+                                     generator=g)
+    mean = float(cov[1, 0] / cov[0, 0] * 1.5)
+    sd = float((cov[1, 1] - cov[1, 0] ** 2 / cov[0, 0]).sqrt())
+    assert torch.equal(out[:, 0], x[:, 0])
+    assert abs(float(out[:, 1].mean()) - mean) < 0.1 * sd and abs(float(out[:, 1].std()) / sd - 1) < 0.08
+    assert 0.4 < acceptance < 0.8  # tuned towards 0.574 in the first half
+    assert all(p.requires_grad for p in flow.parameters()) and flow.training
+
+
+def test_inpainting_by_sampling_within_bounds_matches_the_truncated_target() -> None:
+    # a standard normal flow on [0, 1]² (bounds): the missing coordinate is N(0, 1) truncated to [0, 1]
+    flow = Flow(var=["x"], base=_std(), transforms=[])
+    x = torch.full((4000, 2), 0.3)
+    out, _ = inpaint_sample(flow, x, torch.tensor([1.0, 0.0]), steps=300, step_size=0.5,
+                            generator=torch.Generator().manual_seed(1))
+    z = torch.distributions.Normal(0.0, 1.0)
+    a, b = z.cdf(torch.tensor(0.0)), z.cdf(torch.tensor(1.0))
+    truncated_mean = float((z.log_prob(torch.tensor(0.0)).exp() - z.log_prob(torch.tensor(1.0)).exp()) / (b - a))
+    assert ((out[:, 1] > 0) & (out[:, 1] < 1)).all()
+    assert abs(float(out[:, 1].mean()) - truncated_mean) < 0.02, (float(out[:, 1].mean()), truncated_mean)
 
 
 def test_inpainting_through_dequantisation_stays_in_bounds_and_raises_the_likelihood() -> None:
