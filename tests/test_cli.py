@@ -80,6 +80,7 @@ def test_train_eval_sample_resume_on_digits(tmp_path: Path, capsys: pytest.Captu
                  "loss_curve.png", "objective.tex", "metrics.csv", "run.json"):
         assert (run / name).stat().st_size > 0, name
     assert json.loads((run / "run.json").read_text())["model_config"]["z_dim"] == 2
+    assert json.loads((run / "run.json").read_text())["data_config"]["binarize"] == "dynamic"  # auto: Bernoulli
     capsys.readouterr()
     assert main(["eval", str(run), "--k", "10", "--n-test", "20"]) == 0
     ev = json.loads(capsys.readouterr().out)
@@ -96,6 +97,7 @@ def test_train_a_flow_on_digits_then_inpaint(tmp_path: Path, capsys: pytest.Capt
     assert main(["train", "nice", "--hidden", "32", "--epochs", "1", "--out", str(run), "--progress", "false"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_bits_per_dim"] > 0 and (run / "samples.png").stat().st_size > 0
+    assert json.loads((run / "run.json").read_text())["data_config"]["binarize"] == "none"  # auto: grey levels
     capsys.readouterr()
     assert main(["inpaint", str(run), "-n", "4", "--steps", "20", "-o", str(tmp_path / "fill.png")]) == 0
     out = json.loads(capsys.readouterr().out)

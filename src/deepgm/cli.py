@@ -109,7 +109,8 @@ class DataConfig:
 
     dataset: str = "digits"
     data_dir: str | None = None
-    binarize: typing.Literal["dynamic", "none"] = "dynamic"
+    # auto: dynamic binarisation for models with a Bernoulli likelihood, the grey levels for flows and GANs
+    binarize: typing.Literal["auto", "dynamic", "none"] = "auto"
 
 
 def _load_data(cfg: DataConfig, seed: int) -> tuple[Any, dict[str, dict[str, torch.Tensor]], Any]:
@@ -239,6 +240,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     _check_toml_keys(toml.get("train", {}), TrainerConfig, "[train]")
     model_cfg = _config_from(entry.config, args, toml.get("model", {}), entry.name)
     data_cfg = _config_from(DataConfig, args, toml.get("data", {}), "data")
+    if data_cfg.binarize == "auto":
+        data_cfg = dataclasses.replace(data_cfg, binarize="dynamic" if entry.pixels == "binary" else "none")
     out = args.out or Path("runs") / f"{entry.name}-{data_cfg.dataset}"
     tr_cfg = _trainer_config(args, toml.get("train", {}), out)
     if args.resume and not (out / "checkpoints" / "last").exists():

@@ -54,7 +54,7 @@ class _Regularizer(Loss):
         return r"\mathcal{R}_{K,J}" if latex else "R_KJ"
 
 
-@register("ffjord", "FFJORD: continuous normalising flow, Hutchinson trace (2-D toys)", FFJORDConfig)
+@register("ffjord", "FFJORD: continuous normalising flow, Hutchinson trace (2-D toys)", FFJORDConfig, pixels="grey")
 def build_ffjord(cfg: FFJORDConfig, data: DataInfo) -> FlowModel:
     """FFJORD for flat ``x`` of ``data``: ``[dequantise → logit] → CNF × blocks``."""
     d = data.x_dim

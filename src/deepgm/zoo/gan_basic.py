@@ -139,51 +139,53 @@ def build_mlp_gan(cfg: GANConfig, data: DataInfo, make: _Make,
                d_optimizer=optimizer, d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, **kw})
 
 
-@register("gan", "GAN: the minimax game, D by logistic regression (2 JS - log 4)", GANConfig)
+@register("gan", "GAN: the minimax game, D by logistic regression (2 JS - log 4)", GANConfig, pixels="grey")
 def build_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The minimax GAN."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: MinimaxGAN(p, q, d))
 
 
-@register("ns-gan", "NS-GAN: GAN with the non-saturating generator loss -log D(G(z))", GANConfig)
+@register("ns-gan", "NS-GAN: GAN with the non-saturating generator loss -log D(G(z))", GANConfig, pixels="grey")
 def build_ns_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The non-saturating GAN."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: NonSaturatingGAN(p, q, d))
 
 
-@register("kl-gan", "KL-GAN: the generator minimises KL[p_G||p_data] ≈ E[-D] with D = log p_data/p_G", GANConfig)
+@register("kl-gan", "KL-GAN: the generator minimises KL[p_G||p_data] ≈ E[-D] with D = log p_data/p_G",
+          GANConfig, pixels="grey")
 def build_kl_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The GAN minimising the reverse KL through the log-ratio."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: KLGAN(p, q, d))
 
 
-@register("wgan", "WGAN: Wasserstein critic with weight clipping, RMSProp", WGANConfig)
+@register("wgan", "WGAN: Wasserstein critic with weight clipping, RMSProp", WGANConfig, pixels="grey")
 def build_wgan(cfg: WGANConfig, data: DataInfo) -> GAN:
     """The weight-clipped WGAN."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: Wasserstein(p, q, d, clip=cfg.clip),
                          optimizer=torch.optim.RMSprop, betas=None)
 
 
-@register("wgan-gp", "WGAN-GP: Wasserstein critic with the gradient penalty at interpolates", WGANGPConfig)
+@register("wgan-gp", "WGAN-GP: Wasserstein critic with the gradient penalty at interpolates", WGANGPConfig,
+          pixels="grey")
 def build_wgan_gp(cfg: WGANGPConfig, data: DataInfo) -> GAN:
     """WGAN with gradient penalty."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: Wasserstein(p, q, d, gp_weight=cfg.gp_weight),
                          betas=(0.0, 0.9))
 
 
-@register("lsgan", "LSGAN: least-squares discriminator (a=0, b=c=1)", GANConfig)
+@register("lsgan", "LSGAN: least-squares discriminator (a=0, b=c=1)", GANConfig, pixels="grey")
 def build_lsgan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The least-squares GAN."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: LeastSquaresGAN(p, q, d))
 
 
-@register("hinge-gan", "Hinge GAN: hinge loss for D, -D(G(z)) for G", GANConfig)
+@register("hinge-gan", "Hinge GAN: hinge loss for D, -D(G(z)) for G", GANConfig, pixels="grey")
 def build_hinge_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The hinge-loss GAN."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: HingeGAN(p, q, d))
 
 
-@register("f-gan", "f-GAN: variational f-divergence (kl, reverse_kl, pearson, js)", FGANConfig)
+@register("f-gan", "f-GAN: variational f-divergence (kl, reverse_kl, pearson, js)", FGANConfig, pixels="grey")
 def build_f_gan(cfg: FGANConfig, data: DataInfo) -> GAN:
     """The f-GAN for ``cfg.divergence``."""
     return build_mlp_gan(cfg, data, lambda p, q, d, c: FGAN(p, q, d, cfg.divergence))

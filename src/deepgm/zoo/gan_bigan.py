@@ -25,7 +25,8 @@ class BiGANConfig(GANConfig):
     deterministic_encoder: bool = False
 
 
-@register("bigan", "BiGAN/ALI: D(x, z) tells p_data(x)q(z|x) from p(z)p(x|z); learns an encoder", BiGANConfig)
+@register("bigan", "BiGAN/ALI: D(x, z) tells p_data(x)q(z|x) from p(z)p(x|z); learns an encoder",
+          BiGANConfig, pixels="grey")
 def build_bigan(cfg: BiGANConfig, data: DataInfo) -> GAN:
     """BiGAN/ALI of ``cfg`` for ``data``."""
     h = list(cfg.hidden)

@@ -42,7 +42,8 @@ def _classes(data: DataInfo, name: str) -> int:
     return data.n_classes
 
 
-@register("cgan", "Conditional GAN: G(z, y) and D(x, y), non-saturating loss", GANConfig, needs_labels=True)
+@register("cgan", "Conditional GAN: G(z, y) and D(x, y), non-saturating loss", GANConfig, needs_labels=True,
+          pixels="grey")
 def build_cgan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The conditional GAN of ``cfg`` for labelled ``data``."""
     k = _classes(data, "cgan")
@@ -54,7 +55,7 @@ def build_cgan(cfg: GANConfig, data: DataInfo) -> GAN:
 
 
 @register("acgan", "ACGAN: G(z, y); D with a real/fake head and an auxiliary classifier Q(y|x)", ACGANConfig,
-          needs_labels=True)
+          needs_labels=True, pixels="grey")
 def build_acgan(cfg: ACGANConfig, data: DataInfo) -> GAN:
     """The auxiliary-classifier GAN of ``cfg`` for labelled ``data``."""
     k = _classes(data, "acgan")

@@ -71,7 +71,8 @@ class DCDiscriminator(nn.Module):
         return self.net(x.reshape(x.shape[0], 1, self.side, self.side))
 
 
-@register("dcgan", "DCGAN: convolutional generator and discriminator for square images, NS loss", DCGANConfig)
+@register("dcgan", "DCGAN: convolutional generator and discriminator for square images, NS loss",
+          DCGANConfig, pixels="grey")
 def build_dcgan(cfg: DCGANConfig, data: DataInfo) -> GAN:
     """The DCGAN of ``cfg`` for square-image ``data``."""
     side = _side(data)

@@ -30,7 +30,8 @@ class InfoGANConfig(GANConfig):
     info_weight: float = 1.0
 
 
-@register("infogan", "InfoGAN: NS-GAN + λ·(E log Q(c|x)), Q sharing the discriminator's body", InfoGANConfig)
+@register("infogan", "InfoGAN: NS-GAN + λ·(E log Q(c|x)), Q sharing the discriminator's body", InfoGANConfig,
+          pixels="grey")
 def build_infogan(cfg: InfoGANConfig, data: DataInfo) -> GAN:
     """The InfoGAN of ``cfg`` for ``data``."""
     k = cfg.n_codes

@@ -37,7 +37,8 @@ class MMDGANConfig(GMMNConfig):
     d_steps: int = 5
 
 
-@register("gmmn", "GMMN: the generator minimises MMD² (mixture of Gaussian kernels) to the data", GMMNConfig)
+@register("gmmn", "GMMN: the generator minimises MMD² (mixture of Gaussian kernels) to the data", GMMNConfig,
+          pixels="grey")
 def build_gmmn(cfg: GMMNConfig, data: DataInfo) -> GAN:
     """The generative moment-matching network."""
     gen = mlp_generator(cfg, data)
@@ -45,7 +46,8 @@ def build_gmmn(cfg: GMMNConfig, data: DataInfo) -> GAN:
     return GAN(loss, gen, optimizer=torch.optim.Adam, optimizer_params={"lr": cfg.lr})
 
 
-@register("mmd-gan", "MMD-GAN: MMD² on learned kernel features φ(x), φ trained to maximise it", MMDGANConfig)
+@register("mmd-gan", "MMD-GAN: MMD² on learned kernel features φ(x), φ trained to maximise it", MMDGANConfig,
+          pixels="grey")
 def build_mmd_gan(cfg: MMDGANConfig, data: DataInfo) -> GAN:
     """MMD-GAN with an MLP feature critic."""
     gen = mlp_generator(cfg, data)

@@ -22,7 +22,7 @@ class MAFConfig:
     lr: float = 1e-3
 
 
-@register("maf", "MAF: masked autoregressive flow (MNIST in logit space, 2-D toys)", MAFConfig)
+@register("maf", "MAF: masked autoregressive flow (MNIST in logit space, 2-D toys)", MAFConfig, pixels="grey")
 def build_maf(cfg: MAFConfig, data: DataInfo) -> FlowModel:
     """MAF for flat ``x`` of ``data``: ``[dequantise → logit] → (MADE → reverse [→ batch-norm]) × layers``."""
     d = data.x_dim

@@ -22,7 +22,7 @@ class NICEConfig:
     lr: float = 1e-3
 
 
-@register("nice", "NICE: additive coupling flow, exact likelihood (dequantised data)", NICEConfig)
+@register("nice", "NICE: additive coupling flow, exact likelihood (dequantised data)", NICEConfig, pixels="grey")
 def build_nice(cfg: NICEConfig, data: DataInfo) -> FlowModel:
     """NICE for flat ``x`` of ``data``: ``[dequantise] → couplings × additive → scaling → prior``."""
     d = data.x_dim

@@ -35,7 +35,7 @@ class RealNVPConfig:
     lr: float = 1e-3
 
 
-@register("realnvp", "RealNVP: affine coupling flow, multi-scale on images", RealNVPConfig)
+@register("realnvp", "RealNVP: affine coupling flow, multi-scale on images", RealNVPConfig, pixels="grey")
 def build_realnvp(cfg: RealNVPConfig, data: DataInfo) -> FlowModel:
     """RealNVP for flat ``x`` of ``data``."""
     d = data.x_dim

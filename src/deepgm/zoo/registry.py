@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["DataInfo", "ZooEntry", "register", "get", "names", "REGISTRY"]
 
@@ -41,20 +41,23 @@ class ZooEntry:
     # prepare(model, config, splits, transform) -> training tensors: for models whose batches need more
     # than the training split (e.g. M2's labelled subset beside the unlabelled images)
     prepare: Callable[..., dict[str, Any]] | None = None
+    # how the CLI feeds MNIST-like images by default: "binary" (dynamically binarised, for Bernoulli
+    # likelihoods) or "grey" (the grey levels: flows dequantise them, GANs generate them)
+    pixels: Literal["binary", "grey"] = "binary"
 
 
 REGISTRY: dict[str, ZooEntry] = {}
 
 
 def register(name: str, summary: str, config: type, needs_labels: bool = False,
-             prepare: Callable[..., dict[str, Any]] | None = None
+             prepare: Callable[..., dict[str, Any]] | None = None, pixels: Literal["binary", "grey"] = "binary"
              ) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
     """Decorator: register ``build(config, data_info) -> model`` under ``name``."""
 
     def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels, prepare)
+        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels, prepare, pixels)
         return build
 
     return deco
