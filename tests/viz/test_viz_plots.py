@@ -16,6 +16,7 @@ from torch import nn
 from deepgm.viz import (
     save_decoded_manifold,
     save_density_2d,
+    save_density_panels_2d,
     save_latent_map_2d,
     save_latent_traversal,
     save_loss_curve,
@@ -286,3 +287,14 @@ def test_loss_curve_bad_input(tmp_path: Path, history, kwargs: dict, match: str)
     with pytest.raises(ValueError, match=match):
         save_loss_curve(history, tmp_path / "l.png", **kwargs)
     assert not (tmp_path / "l.png").exists()
+
+
+def test_density_panels_tabulate_log_probs_and_point_histograms(tmp_path: Path, gen: torch.Generator) -> None:
+    rows = {toy: {"data": torch.randn(500, 2, generator=gen), "model": _std_normal_log_prob} for toy in ("a", "b")}
+    one = _png_ok(save_density_panels_2d({"a": rows["a"]}, tmp_path / "one.png", resolution=20))
+    two = _png_ok(save_density_panels_2d(rows, tmp_path / "two.png", resolution=20))
+    assert two.shape[0] > one.shape[0]  # a row per entry
+    with pytest.raises(ValueError, match="columns"):
+        save_density_panels_2d({"a": rows["a"], "b": {"model": _std_normal_log_prob}}, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="log_prob or an"):
+        save_density_panels_2d({"a": {"x": 3.0}}, tmp_path / "bad.png")  # type: ignore[dict-item]

@@ -16,6 +16,7 @@ from deepgm.viz.grid import make_grid, save_image_grid
 from deepgm.viz.images import save_decoded_manifold, save_latent_traversal, save_reconstructions
 from deepgm.viz.plots import (
     save_density_2d,
+    save_density_panels_2d,
     save_latent_map_2d,
     save_loss_curve,
     save_samples_2d,
@@ -25,6 +26,7 @@ __all__ = [
     "make_grid",
     "save_decoded_manifold",
     "save_density_2d",
+    "save_density_panels_2d",
     "save_image_grid",
     "save_latent_map_2d",
     "save_latent_traversal",

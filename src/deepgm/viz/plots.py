@@ -205,6 +205,54 @@ def save_density_2d(
         return _write(fig, out)
 
 
+def save_density_panels_2d(
+    rows: Mapping[str, Mapping[str, LogProb | Tensor]],
+    path: PathLike,
+    lim: float = 4.0,
+    resolution: int = 150,
+    chunk_size: int = 8192,
+    cmap: str = "viridis",
+    size: float = 2.2,
+) -> Path:
+    """A table of 2-D heat maps: ``rows[row][column]`` is either a ``log_prob`` (its density on
+    [-lim, lim]^2) or an (N, 2) tensor of points (their histogram on the same grid, e.g. the data).
+    Every row has the columns of the first row, in its order. Returns the path."""
+    if not rows:
+        raise ValueError("rows must name at least one row of panels")
+    columns = list(next(iter(rows.values())))
+    for name, panels in rows.items():
+        if list(panels) != columns:
+            raise ValueError(f"row {name!r} has columns {list(panels)}, expected {columns}")
+    lim_f = check_positive_float(lim, "lim")
+    resolution = check_positive_int(resolution, "resolution", minimum=2)
+    out = prepare_path(path)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(size * len(columns), size * len(rows)),
+                             squeeze=False, layout="constrained")
+    try:
+        for i, (row, panels) in enumerate(rows.items()):
+            for j, (col, panel) in enumerate(panels.items()):
+                ax = axes[i][j]
+                if isinstance(panel, Tensor):
+                    pts = as_points_2d(panel, f"rows[{row!r}][{col!r}]").numpy()
+                    image, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=resolution,
+                                                 range=[[-lim_f, lim_f], [-lim_f, lim_f]])
+                elif callable(panel):
+                    image = _density_grid(panel, lim_f, resolution, chunk_size, infer_device(panel))
+                else:
+                    raise ValueError(f"rows[{row!r}][{col!r}] must be a log_prob or an (N, 2) tensor, "
+                                     f"got {type(panel).__name__}")
+                ax.imshow(image, origin="lower", extent=(-lim_f, lim_f, -lim_f, lim_f), cmap=cmap, aspect="equal")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(col, fontsize=9)
+                if j == 0:
+                    ax.set_ylabel(row, fontsize=9)
+        return _write(fig, out)
+    finally:
+        plt.close(fig)
+
+
 def save_samples_2d(
     samples: Tensor,
     path: PathLike,
