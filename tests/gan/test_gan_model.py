@@ -87,6 +87,19 @@ def test_minibatch_discrimination_sees_the_batch() -> None:
     assert torch.allclose(same[:, 4:], torch.full((5, 3), 4.0))
 
 
+def test_minibatch_discrimination_gradients_twice_for_gradient_penalties() -> None:
+    from deepgm.models.gan import _PairwiseL1
+
+    m = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_PairwiseL1.apply, (m,))
+    assert torch.autograd.gradgradcheck(_PairwiseL1.apply, (m,))
+    layer = MinibatchDiscrimination(4, n_kernels=3, kernel_dim=2).double()
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    g.pow(2).sum().backward()  # a penalty on the input gradient reaches the kernels
+    assert layer.T.grad is not None and torch.isfinite(layer.T.grad).all()
+
+
 def test_the_trainer_drives_a_gan(tmp_path: object) -> None:
     gen = _generator(hidden=16)
     model = GAN(NonSaturatingGAN(Empirical(var=["x"]), gen, MLP([2, 16, 1])).mean(), gen)

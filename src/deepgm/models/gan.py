@@ -130,6 +130,22 @@ class GAN(Model):
     test_step = eval_step
 
 
+class _PairwiseL1(torch.autograd.Function):
+    """``‖m_i - m_j‖₁`` for ``m (K, B, d)`` → ``(K, B, B)``: ``torch.cdist`` forward, and a backward written
+    with differentiable operations, so gradient penalties (double backward) work, which cdist's do not."""
+
+    @staticmethod
+    def forward(ctx: Any, m: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        return torch.cdist(m, m, p=1.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (m,) = ctx.saved_tensors
+        sign = torch.sign(m.unsqueeze(2) - m.unsqueeze(1))  # (K, B, B, d)
+        return ((grad + grad.transpose(1, 2)).unsqueeze(-1) * sign).sum(2)
+
+
 class MinibatchDiscrimination(nn.Module):
     """Minibatch discrimination (Salimans et al. 2016), a cure for mode collapse: ``M_i = x_i T`` (``K``
     kernels of dimension ``d``), ``o_k(x_i) = Σ_{j≠i} exp(-‖M_{i,k} - M_{j,k}‖₁)``; returns ``[x, o(x)]``,
@@ -142,6 +158,6 @@ class MinibatchDiscrimination(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (K, B, d)
-        l1 = torch.cdist(m, m, p=1.0)  # (K, B, B), without the (B, B, K, d) difference tensor
+        l1 = _PairwiseL1.apply(m)  # (K, B, B); the (K, B, B, d) differences only in the backward pass
         o = torch.exp(-l1).sum(-1).t() - 1.0  # leave out j = i (exp(0) = 1)
         return torch.cat([x, o], 1)
