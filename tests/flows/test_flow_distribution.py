@@ -186,15 +186,19 @@ def test_flow_prior_in_a_monte_carlo_kl() -> None:
     assert torch.isfinite(value)
 
 
-def test_inpainting_finds_the_conditional_mode_of_a_gaussian_flow() -> None:
-    # x = W⁻¹ u with u ~ N(0, I) (a linear flow) is Gaussian: the best x₂ given x₁ is the conditional mean
+def _linear_gaussian_flow() -> tuple[Flow, torch.Tensor]:
+    """x = W⁻¹ u with u ~ N(0, I), a correlated Gaussian; the flow and the covariance of x."""
     torch.manual_seed(0)
     conv = InvertibleConv1x1(2, seed=0)
     with torch.no_grad():
         conv.lower.fill_(0.8)
-    flow = Flow(var=["x"], base=_std(), transforms=[conv])
     w = conv.weight().detach()
-    cov = torch.linalg.inv(w.T @ w)
+    return Flow(var=["x"], base=_std(), transforms=[conv]), torch.linalg.inv(w.T @ w)
+
+
+def test_inpainting_finds_the_conditional_mode_of_a_gaussian_flow() -> None:
+    # x = W⁻¹ u with u ~ N(0, I) (a linear flow) is Gaussian: the best x₂ given x₁ is the conditional mean
+    flow, cov = _linear_gaussian_flow()
     x = torch.tensor([[1.5, 0.0], [-0.7, 0.0]])
     out = inpaint(flow, x, torch.tensor([1.0, 0.0]), steps=300, lr=0.1, bounds=None)
     expected = cov[1, 0] / cov[0, 0] * x[:, 0]
@@ -204,13 +208,7 @@ def test_inpainting_finds_the_conditional_mode_of_a_gaussian_flow() -> None:
 
 def test_inpainting_by_langevin_sampling_draws_from_the_gaussian_conditional() -> None:
     # the same linear flow: x₂ | x₁ ~ N(Σ₂₁/Σ₁₁ x₁, Σ₂₂ - Σ₂₁²/Σ₁₁); 2,000 chains give its mean and spread
-    torch.manual_seed(0)
-    conv = InvertibleConv1x1(2, seed=0)
-    with torch.no_grad():
-        conv.lower.fill_(0.8)
-    flow = Flow(var=["x"], base=_std(), transforms=[conv])
-    w = conv.weight().detach()
-    cov = torch.linalg.inv(w.T @ w)
+    flow, cov = _linear_gaussian_flow()
     x = torch.tensor([[1.5, 0.0]]).repeat(2000, 1)
     g = torch.Generator().manual_seed(0)
     out, acceptance = inpaint_sample(flow, x, torch.tensor([1.0, 0.0]), steps=200, step_size=0.1, bounds=None,
