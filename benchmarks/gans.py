@@ -125,6 +125,46 @@ def lotka_volterra(args: argparse.Namespace) -> dict[str, Any]:
     return {"true_log_theta": LV_TRUE_LOG_THETA.tolist(), "abc": abc_row, "lfvi": lfvi_row}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of ``result`` (the JSON this script writes) as Markdown."""
+    lines: list[str] = []
+    fid_rows = result.get("mnist_fid", {})
+    if fid_rows and "skipped" not in fid_rows:
+        lines += [f"MNIST-FID of the test set against 10,000 training images: "
+                  f"{fid_rows['reference_test_vs_train']:.2f} (the floor at this sample size).", "",
+                  "| model | steps in budget | MNIST-FID | MNIST-IS | Lucic et al. FID (Inception) |",
+                  "|---|---:|---:|---:|---:|"]
+        for name in MNIST_MODELS:
+            r = fid_rows.get(name)
+            if r:
+                ref = r.get("lucic_inception_fid")
+                lines.append(f"| {name} | {r['steps']} | {r['fid']:.2f} | {r['inception_score']:.2f} | "
+                             f"{'–' if ref is None else ref} |")
+    ring = result.get("ring_8_gaussians", {})
+    if ring:
+        lines += ["", "| objective | modes (of 8) | high-quality share | + minibatch discrimination: modes | "
+                  "high-quality share |", "|---|---:|---:|---:|---:|"]
+        for name in RING_MODELS + ["gmmn", "mmd-gan"]:
+            if name not in ring:
+                continue
+            cure = ring.get(f"{name}+minibatch")
+            cells = ("–", "–") if cure is None else (f"{cure['mean_modes']:.1f}",
+                                                     f"{cure['mean_high_quality']:.2f}")
+            lines.append(f"| {name} | {ring[name]['mean_modes']:.1f} | {ring[name]['mean_high_quality']:.2f} | "
+                         f"{cells[0]} | {cells[1]} |")
+    lv = result.get("lotka_volterra")
+    if lv:
+        lines += ["", "| parameter | true | ABC mean [90% interval] | LFVI mean [90% interval] |",
+                  "|---|---:|---:|---:|"]
+        for i, t in enumerate(lv["true_log_theta"]):
+            a, f = lv["abc"], lv["lfvi"]
+            lines.append(f"| log θ{i + 1} | {t:.2f} | {a['mean'][i]:.2f} [{a['lower'][i]:.2f}, {a['upper'][i]:.2f}]"
+                         f" | {f['mean'][i]:.2f} [{f['lower'][i]:.2f}, {f['upper'][i]:.2f}] |")
+        lines.append(f"| simulator calls | | {lv['abc']['simulations']} | {lv['lfvi']['simulations']} |")
+        lines.append(f"| seconds | | {lv['abc']['seconds']:.0f} | {lv['lfvi']['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", default=None)
@@ -138,8 +178,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=["mnist", "ring", "lv"], default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--report", action="store_true", help="only render --out's JSON as Markdown (.md beside it)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gans.json")
     args = ap.parse_args()
+    if args.report:
+        md = markdown(json.loads(args.out.read_text()))
+        args.out.with_suffix(".md").write_text(md)
+        print(md)
+        return 0
     if args.quick:
         args.seconds, args.ring_steps, args.seeds, args.lv_simulations, args.lv_steps = 2.0, 50, 1, 600, 50
     torch.set_num_threads(args.threads)
