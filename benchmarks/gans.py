@@ -72,12 +72,12 @@ def mnist_fid(args: argparse.Namespace) -> dict[str, Any]:
 
 def ring_coverage(args: argparse.Namespace) -> dict[str, Any]:
     """Mode coverage of 2,500 samples after ``args.ring_steps`` steps of batch ``args.ring_batch``, with and
-    without minibatch discrimination, over ``args.seeds`` seeds."""
-    data = toy_2d("8gaussians", 20_000, seed=0)
+    without minibatch discrimination, over ``args.seeds`` seeds; components of std ``args.ring_std``."""
+    data = toy_2d("8gaussians", 20_000, seed=0, std=args.ring_std)
     modes = toy_2d_modes("8gaussians")
     info = DataInfo("8gaussians", (2,), binary=False)
-    out: dict[str, Any] = {}
-    for name in RING_MODELS + ["gmmn", "mmd-gan"]:
+    out: dict[str, Any] = {"std": args.ring_std}
+    for name in args.ring_models.split(","):
         for cure in (False, True) if name in RING_MODELS else (False,):
             rows = []
             start = time.time()
@@ -87,7 +87,7 @@ def ring_coverage(args: argparse.Namespace) -> dict[str, Any]:
                                name not in ("wgan",) else 5e-4, minibatch_discrimination=cure)
                 for _ in range(args.ring_steps):
                     model.train_step({"x": data[torch.randint(0, len(data), (args.ring_batch,))]})
-                mc = mode_coverage(model.generate(2500), modes, 0.1)
+                mc = mode_coverage(model.generate(2500), modes, args.ring_std)
                 rows.append({k: mc[k] for k in ("modes_captured", "high_quality", "mode_kl")})
             key = f"{name}+minibatch" if cure else name
             out[key] = {"runs": rows, "mean_modes": sum(r["modes_captured"] for r in rows) / len(rows),
@@ -140,18 +140,20 @@ def markdown(result: dict[str, Any]) -> str:
                 ref = r.get("lucic_inception_fid")
                 lines.append(f"| {name} | {r['steps']} | {r['fid']:.2f} | {r['inception_score']:.2f} | "
                              f"{'–' if ref is None else ref} |")
-    ring = result.get("ring_8_gaussians", {})
-    if ring:
-        lines += ["", "| objective | modes (of 8) | high-quality share | + minibatch discrimination: modes | "
-                  "high-quality share |", "|---|---:|---:|---:|---:|"]
+    def ring_cells(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "– | – | –"
+        kl = sum(r["mode_kl"] for r in row["runs"]) / len(row["runs"])
+        return f"{row['mean_modes']:.1f} | {row['mean_high_quality']:.2f} | {kl:.2f}"
+
+    for ring_key in [k for k in result if k.startswith("ring_8_gaussians")]:
+        ring = result[ring_key]
+        lines += ["", f"Ring of 8 Gaussians, std {ring.get('std', 0.1)} (means over seeds):", "",
+                  "| objective | modes (of 8) | high-quality share | mode KL | + minibatch discrimination: modes "
+                  "| high-quality share | mode KL |", "|---|---:|---:|---:|---:|---:|---:|"]
         for name in RING_MODELS + ["gmmn", "mmd-gan"]:
-            if name not in ring:
-                continue
-            cure = ring.get(f"{name}+minibatch")
-            cells = ("–", "–") if cure is None else (f"{cure['mean_modes']:.1f}",
-                                                     f"{cure['mean_high_quality']:.2f}")
-            lines.append(f"| {name} | {ring[name]['mean_modes']:.1f} | {ring[name]['mean_high_quality']:.2f} | "
-                         f"{cells[0]} | {cells[1]} |")
+            if name in ring:
+                lines.append(f"| {name} | {ring_cells(ring[name])} | {ring_cells(ring.get(f'{name}+minibatch'))} |")
     lv = result.get("lotka_volterra")
     if lv:
         lines += ["", "| parameter | true | ABC mean [90% interval] | LFVI mean [90% interval] |",
@@ -172,6 +174,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=90.0, help="training wall-clock per MNIST model")
     ap.add_argument("--ring-steps", type=int, default=1500)
     ap.add_argument("--ring-batch", type=int, default=64)
+    ap.add_argument("--ring-std", type=float, default=0.1, help="std of the ring's components (Metz et al.: 0.02)")
+    ap.add_argument("--ring-models", default=",".join(RING_MODELS + ["gmmn", "mmd-gan"]))
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--lv-simulations", type=int, default=10_000)
     ap.add_argument("--lv-steps", type=int, default=3000)
@@ -192,7 +196,8 @@ def main() -> int:
     # each section is merged into the JSON as soon as it finishes (sections can run as separate commands)
     result: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
     result.update({"machine": platform.platform(), "torch": torch.__version__})
-    sections = {"ring": ("ring_8_gaussians", ring_coverage), "lv": ("lotka_volterra", lotka_volterra),
+    ring_key = "ring_8_gaussians" if args.ring_std == 0.1 else f"ring_8_gaussians_std{args.ring_std:g}"
+    sections = {"ring": (ring_key, ring_coverage), "lv": ("lotka_volterra", lotka_volterra),
                 "mnist": ("mnist_fid", mnist_fid)}
     for name, (key, run) in sections.items():
         if args.only in (None, name):
