@@ -84,7 +84,9 @@ def test_minibatch_discrimination_sees_the_batch() -> None:
     out = layer(x)
     assert out.shape == (5, 7) and torch.equal(out[:, :4], x)
     same = layer(x[:1].expand(5, 4))  # a collapsed batch: every example has 4 identical neighbours
-    assert torch.allclose(same[:, 4:], torch.full((5, 3), 4.0))
+    assert torch.allclose(same[:, 4:], torch.full((5, 3), 4.0).log1p())
+    raw = MinibatchDiscrimination(4, n_kernels=3, kernel_dim=2, log_features=False)
+    assert torch.allclose(raw(x[:1].expand(5, 4))[:, 4:], torch.full((5, 3), 4.0))
 
 
 def test_minibatch_discrimination_gradients_twice_for_gradient_penalties() -> None:

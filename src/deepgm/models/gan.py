@@ -148,16 +148,20 @@ class _PairwiseL1(torch.autograd.Function):
 
 class MinibatchDiscrimination(nn.Module):
     """Minibatch discrimination (Salimans et al. 2016), a cure for mode collapse: ``M_i = x_i T`` (``K``
-    kernels of dimension ``d``), ``o_k(x_i) = Σ_{j≠i} exp(-‖M_{i,k} - M_{j,k}‖₁)``; returns ``[x, o(x)]``,
-    so the discriminator sees how close each example is to the rest of its batch."""
+    kernels of dimension ``d``), ``o_k(x_i) = Σ_{j≠i} exp(-‖M_{i,k} - M_{j,k}‖₁)``; returns
+    ``[x, log(1 + o(x))]``, so the discriminator sees how close each example is to the rest of its batch.
 
-    def __init__(self, in_features: int, n_kernels: int = 16, kernel_dim: int = 8) -> None:
+    ``log_features`` (default True) passes ``log(1 + o)`` rather than the raw sums, which reach ``B - 1``
+    for a collapsed batch and saturate the discriminator: in ``benchmarks/gans.py``'s ring study the raw
+    sums made the minimax and non-saturating GANs diverge, the logarithm let NS-GAN cover every mode."""
+
+    def __init__(self, in_features: int, n_kernels: int = 16, kernel_dim: int = 8, log_features: bool = True) -> None:
         super().__init__()
         self.T = nn.Parameter(torch.randn(in_features, n_kernels * kernel_dim) * 0.1)
-        self.n_kernels, self.kernel_dim = n_kernels, kernel_dim
+        self.n_kernels, self.kernel_dim, self.log_features = n_kernels, kernel_dim, log_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (K, B, d)
         l1 = _PairwiseL1.apply(m)  # (K, B, B); the (K, B, B, d) differences only in the backward pass
         o = torch.exp(-l1).sum(-1).t() - 1.0  # leave out j = i (exp(0) = 1)
-        return torch.cat([x, o], 1)
+        return torch.cat([x, torch.log1p(o) if self.log_features else o], 1)
