@@ -125,6 +125,15 @@ def mlp_discriminator(cfg: GANConfig, in_features: int, out: int = 1) -> nn.Modu
                          MinibatchDiscrimination(h[-1], cfg.mbd_kernels, 8), nn.Linear(h[-1] + cfg.mbd_kernels, out))
 
 
+def discriminator_with_classifier(cfg: GANConfig, in_features: int, n_classes: int
+                                  ) -> tuple[nn.Module, nn.Module]:
+    """``(D, Q)``: a real/fake logit ``D(x)`` and class logits ``Q(x)`` on one shared leaky-ReLU MLP body
+    (ACGAN's auxiliary classifier, InfoGAN's code posterior)."""
+    h = list(cfg.disc_hidden)
+    body = MLP([in_features, *h], "leaky_relu", out_activation="leaky_relu")
+    return nn.Sequential(body, nn.Linear(h[-1], 1)), nn.Sequential(body, nn.Linear(h[-1], n_classes))
+
+
 _Make = Callable[[Distribution, Distribution, nn.Module, GANConfig], AdversarialLoss]
 
 

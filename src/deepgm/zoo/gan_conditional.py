@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from deepgm.distributions import Categorical, Deterministic, Empirical
 from deepgm.losses import LogProb
 from deepgm.losses.gan import BatchE, NonSaturatingGAN
 from deepgm.models.gan import GAN
-from deepgm.nn import MLP, LogitsHead, OneHotInputs
-from deepgm.zoo.gan_basic import Concat, GANConfig, generator_net, latent_prior, mlp_discriminator
+from deepgm.nn import LogitsHead, OneHotInputs
+from deepgm.zoo.gan_basic import (
+    Concat,
+    GANConfig,
+    discriminator_with_classifier,
+    generator_net,
+    latent_prior,
+    mlp_discriminator,
+)
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["ACGANConfig", "build_cgan", "build_acgan"]
@@ -60,15 +65,12 @@ def build_acgan(cfg: ACGANConfig, data: DataInfo) -> GAN:
     """The auxiliary-classifier GAN of ``cfg`` for labelled ``data``."""
     k = _classes(data, "acgan")
     gen = (_conditional_generator(cfg, data, k) * latent_prior(cfg)).marginalize_var("z")
-    h = list(cfg.disc_hidden)
-    body = MLP([data.x_dim, *h], "leaky_relu", out_activation="leaky_relu")
-    disc = nn.Sequential(body, nn.Linear(h[-1], 1))
-    cls_head = nn.Linear(h[-1], k)
-    q = Categorical(var=["y"], cond_var=["x"], net=LogitsHead(nn.Sequential(body, cls_head)), name="Q")
+    disc, classifier = discriminator_with_classifier(cfg, data.x_dim, k)
+    q = Categorical(var=["y"], cond_var=["x"], net=LogitsHead(classifier), name="Q")
     adv = NonSaturatingGAN(Empirical(var=["x"]), gen, disc)
     fake_ce = BatchE(gen, -LogProb(q)).mean()
     loss = adv.mean() + cfg.class_weight * fake_ce
     d_extra = cfg.class_weight * ((-LogProb(q)).mean() + BatchE(gen, -LogProb(q), detach=True).mean())
     return GAN(loss, gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
                d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)},
-               discriminator_extra=d_extra, discriminator_modules=[cls_head])
+               discriminator_extra=d_extra, discriminator_modules=[classifier[-1]])  # the head; the body is in D

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from deepgm.distributions import Categorical, Deterministic, Empirical
 from deepgm.losses import LogProb
 from deepgm.losses.gan import BatchE, NonSaturatingGAN
 from deepgm.models.gan import GAN
-from deepgm.nn import MLP, LogitsHead
-from deepgm.zoo.gan_basic import GANConfig, generator_net, latent_prior
+from deepgm.nn import LogitsHead
+from deepgm.zoo.gan_basic import GANConfig, discriminator_with_classifier, generator_net, latent_prior
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["InfoGANConfig", "build_infogan"]
@@ -40,17 +39,14 @@ def build_infogan(cfg: InfoGANConfig, data: DataInfo) -> GAN:
     joint = g * latent_prior(cfg) * codes
     gen = joint.marginalize_var(["z", "c"])  # p_G(x)
     gen_xc = joint.marginalize_var("z")  # p_G(x, c): the same draws, with the code
-    h = list(cfg.disc_hidden)
-    body = MLP([data.x_dim, *h], "leaky_relu", out_activation="leaky_relu")
-    disc = nn.Sequential(body, nn.Linear(h[-1], 1))
-    q_head = nn.Linear(h[-1], k)
-    q = Categorical(var=["c"], cond_var=["x"], net=LogitsHead(nn.Sequential(body, q_head)), name="Q")
+    disc, code_logits = discriminator_with_classifier(cfg, data.x_dim, k)
+    q = Categorical(var=["c"], cond_var=["x"], net=LogitsHead(code_logits), name="Q")
     adv = NonSaturatingGAN(Empirical(var=["x"]), gen, disc)
     info = BatchE(gen_xc, LogProb(q)).mean()
     loss = adv.mean() - cfg.info_weight * info
     d_extra = -cfg.info_weight * BatchE(gen_xc, LogProb(q), detach=True).mean()
     model = GAN(loss, gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
                 d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)},
-                discriminator_extra=d_extra, discriminator_modules=[q_head])
+                discriminator_extra=d_extra, discriminator_modules=[code_logits[-1]])  # the head; the body is in D
     model.__dict__["codes_generator"] = gen_xc  # shares the generator's modules: not registered twice
     return model
