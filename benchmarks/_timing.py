@@ -145,33 +145,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _git_commit(repo: Path) -> str | None:
+def _git(path: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    """``git -C path ARGS``, or None when git cannot be run."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        return subprocess.run(["git", "-C", str(path), *args], check=False, capture_output=True, text=True,
+                              timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+
+
+def _git_commit(repo: Path) -> str | None:
+    out = _git(repo, "rev-parse", "HEAD")
+    return (out.stdout.strip() or None) if out is not None else None
 
 
 def _git_dirty(path: Path) -> bool | None:
     """Whether the working tree under ``path`` differs from HEAD (the benchmark measures the tree)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--", "."],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    out = _git(path, "status", "--porcelain", "--", ".")
+    return bool(out.stdout.strip()) if out is not None and out.returncode == 0 else None
 
 
 def machine_info(threads: int, repo: Path) -> dict[str, object]:
