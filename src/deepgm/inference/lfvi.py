@@ -95,7 +95,10 @@ class LFVI:
     def step(self, batch_size: int = 256) -> dict[str, float]:
         """One discriminator/sampler round on ``batch_size`` fresh simulations; the losses."""
         theta, y = self.draw(batch_size)
-        out = self.model.train_step({"y": self._standardise(y), "theta": theta})
+        return self._train_step(self._standardise(y), theta)
+
+    def _train_step(self, y: torch.Tensor, theta: torch.Tensor) -> dict[str, float]:
+        out = self.model.train_step({"y": y, "theta": theta})
         return out if isinstance(out, dict) else {"loss": float(out)}
 
     def fit(self, steps: int, batch_size: int = 256) -> list[dict[str, float]]:
@@ -114,8 +117,7 @@ class LFVI:
         history = []
         for _ in range(steps):
             idx = torch.randint(0, len(theta), (batch_size,), generator=generator)
-            out = self.model.train_step({"y": y[idx], "theta": theta[idx]})
-            history.append(out if isinstance(out, dict) else {"loss": float(out)})
+            history.append(self._train_step(y[idx], theta[idx]))
         return history
 
     @torch.no_grad()
