@@ -124,7 +124,7 @@ def test_detached_log_prob_has_the_value_but_no_parameter_gradient() -> None:
     _randomise(flow)
     x = torch.randn(4, 2)
     env = Env({"x": x})
-    lp = flow._log_prob_env(env, detach_params=True)
+    lp = flow.log_prob_at(env, detach_params=True)
     assert torch.allclose(lp, flow.log_prob({"x": x}))
     assert not lp.requires_grad
 

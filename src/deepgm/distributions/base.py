@@ -49,7 +49,7 @@ def _names(names: str | Iterable[str] | None, what: str, owner: str) -> list[str
 class Distribution(nn.Module):
     """A distribution over the variables ``var`` given the variables ``cond_var``.
 
-    Subclasses implement ``_sample_into`` and ``_log_prob_env``; everything else is shared.
+    Subclasses implement ``draw_into`` and ``log_prob_at``; everything else is shared.
     """
 
     def __init__(
@@ -87,13 +87,13 @@ class Distribution(nn.Module):
         return self.prob_factorized_text
 
     # -- the internal interface (one evaluation, one Env) -----------------------------------------
-    def _sample_into(
+    def draw_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
         """Draw ``var`` given the conditioning values in ``env`` and bind them in ``env``."""
         raise NotImplementedError
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         """``log p(var|cond_var)`` at the values in ``env``, summed over event dimensions."""
         raise NotImplementedError(f"{self.owner} has no log-density")
 
@@ -117,14 +117,14 @@ class Distribution(nn.Module):
         """
         env = Env(inputs)
         self._check_inputs(env)
-        self._sample_into(env, as_shape(sample_shape), batch_n, reparam)
+        self.draw_into(env, as_shape(sample_shape), batch_n, reparam)
         return env.values
 
     def log_prob(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         """``log p(var|cond_var)`` summed over event dimensions: a ``(S, B, D)`` value gives ``(S, B)``."""
         env = Env(inputs)
         self._check_inputs(env, with_var=True)
-        return self._log_prob_env(env)
+        return self.log_prob_at(env)
 
     def _check_inputs(self, env: Env, with_var: bool = False) -> None:
         for n in self.cond_var + (self.var if with_var else []):
@@ -221,20 +221,20 @@ class JointDistribution(Distribution):
     def __repr__(self) -> str:
         return self.prob_factorized_text
 
-    def _sample_into(
+    def draw_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
         drawn: set[str] = set()
         for f in self._order:
             own = () if any(c in drawn and env.sdims.get(c, 0) for c in f.cond_var) else sample_shape
-            f._sample_into(env, own, batch_n, reparam)
+            f.draw_into(env, own, batch_n, reparam)
             drawn.update(f.var)
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         total: torch.Tensor | None = None
         for f in self._factors:
             if getattr(f, "has_density", True):
-                lp = f._log_prob_env(env, detach_params)
+                lp = f.log_prob_at(env, detach_params)
                 total = lp if total is None else total + lp
         if total is None:
             raise DeepGMError(f"{self.prob_factorized_text} has no factor with a density")
@@ -271,11 +271,11 @@ class MarginalizedDistribution(Distribution):
         inner = self.base.prob_factorized_text.split(" = ")[-1]
         return f"{self.prob_text} = \\int {inner} d{','.join(self.marginalized)}"
 
-    def _sample_into(
+    def draw_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
         scope = env.child()
-        self.base._sample_into(scope, sample_shape, batch_n, reparam)
+        self.base.draw_into(scope, sample_shape, batch_n, reparam)
         for v in self.var:
             env.set(v, scope.values[v], scope.sdims.get(v, 0))
 

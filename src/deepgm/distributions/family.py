@@ -141,7 +141,7 @@ class Family(Distribution):
                     f"got {bad.flatten()[:4].tolist()}"
                 )
 
-    def _params(self, env: Env, cond_key: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
+    def params_at(self, env: Env, cond_key: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
         """The parameters at the conditions in ``env``, computed once per evaluation
         (``cond_key``: the conditions' versions, when the caller has them already)."""
         if not self._computed and not self._refs:
@@ -244,7 +244,7 @@ class Family(Distribution):
         return value
 
     # -- the Distribution interface ---------------------------------------------------------------------
-    def _sample_into(
+    def draw_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
         cond_key = self._cond_key(env)
@@ -252,7 +252,7 @@ class Family(Distribution):
         memo = env.shared.samples
         hit = memo.get(key)
         if hit is None:
-            params = self._params(env, cond_key)
+            params = self.params_at(env, cond_key)
             shape = sample_shape
             if batch_n is not None and not any(c in env.values for c in self.cond_var):
                 shape = shape + (batch_n,)  # nothing to take a batch from (e.g. a PoE with no expert given)
@@ -262,15 +262,15 @@ class Family(Distribution):
             memo[key] = hit
         env.set(self.var[0], hit[0], hit[1])
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
-        params = self._params(env)
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+        params = self.params_at(env)
         if detach_params:
             params = {k: v.detach() for k, v in params.items()}
         value = self._prepare_value(env.get(self.var[0], self), params)
         lp = self._log_prob_value(params, value)
         return lp.sum(self._sum_dims) if self._sum_dims else lp
 
-    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+    def sum_event(self, t: torch.Tensor) -> torch.Tensor:
         return t.sum(self._sum_dims) if self._sum_dims else t
 
     # -- public extras -----------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class Family(Distribution):
         """The parameters given the conditioning ``inputs`` (validated)."""
         env = Env(inputs)
         self._check_inputs(env)
-        out = self._params(env)
+        out = self.params_at(env)
         self._validate(out)
         return out
 
@@ -289,8 +289,8 @@ class Family(Distribution):
     def log_prob(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         env = Env(inputs)
         self._check_inputs(env, with_var=True)
-        self._validate(self._params(env))
-        return self._log_prob_env(env)
+        self._validate(self.params_at(env))
+        return self.log_prob_at(env)
 
     def mean(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
         """The mean of ``var`` given ``inputs``."""
@@ -302,7 +302,7 @@ class Family(Distribution):
 
     def entropy(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
         """The entropy ``H[p(var|cond)]``, summed over event dimensions."""
-        return self._reduce(self.dist(inputs).entropy())
+        return self.sum_event(self.dist(inputs).entropy())
 
     def replace_var(self, **mapping: str) -> Family:
         self._check_mapping(mapping)

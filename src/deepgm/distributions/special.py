@@ -46,7 +46,7 @@ class Deterministic(Family):
         loc = params["loc"]
         return loc.expand(shape + loc.shape) if shape else loc
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         raise DeepGMError(f"{self.owner} is a point mass and has no log-density")
 
     def mean(self, inputs: Mapping[str, Any] | None = None) -> torch.Tensor:
@@ -69,7 +69,7 @@ class Empirical(Distribution):
         else:
             self.data = None
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         if self.data is None:
             env.get(self.var[0], self)
@@ -130,14 +130,14 @@ class MixtureOfNormal(Distribution):
         lp = (-0.5 * z**2 - self.log_scale - _HALF_LOG_2PI).sum(-1)
         return lp + self.logits.log_softmax(-1)
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         return self._component_log_prob(env.get(self.var[0], self)).logsumexp(-1)
 
     def posterior(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         """The responsibilities ``p(k|x) = π_k N(x; μ_k, σ_k²) / p(x)``, shape ``(..., K)``."""
         return self._component_log_prob(Env(inputs).get(self.var[0], self.owner)).softmax(-1)
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         shape = sample_shape + ((batch_n,) if batch_n else ())
         k = torch.multinomial(self.logits.softmax(-1), max(math.prod(shape), 1), replacement=True)
@@ -203,7 +203,7 @@ class ProductOfNormal(Normal):
         precision: torch.Tensor | None = None
         weighted: torch.Tensor | None = None
         for e in present:
-            p = e._params(env)
+            p = e.params_at(env)
             t = p["scale"] ** -2
             precision = t if precision is None else precision + t
             weighted = p["loc"] * t if weighted is None else weighted + p["loc"] * t
@@ -242,13 +242,13 @@ class MixtureOfExperts(Distribution):
         if with_var:
             env.get(self.var[0], self)
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         present = self._present(env)
         draws, sd = [], 0
         for e in present:
             scope = env.child()
-            e._sample_into(scope, sample_shape, batch_n, reparam)
+            e.draw_into(scope, sample_shape, batch_n, reparam)
             draws.append(scope.values[self.var[0]])
             sd = max(sd, scope.sdims.get(self.var[0], 0))
         stacked = torch.stack(torch.broadcast_tensors(*draws))  # (M, ..., D)
@@ -258,9 +258,9 @@ class MixtureOfExperts(Distribution):
         z = (stacked * pick.reshape(pick.shape + (1,) * ne)).sum(0)
         env.set(self.var[0], z, sd)
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         present = self._present(env)
-        lps = torch.stack(torch.broadcast_tensors(*[e._log_prob_env(env, detach_params) for e in present]))
+        lps = torch.stack(torch.broadcast_tensors(*[e.log_prob_at(env, detach_params) for e in present]))
         return lps.logsumexp(0) - math.log(len(present))
 
     def replace_var(self, **mapping: str) -> MixtureOfExperts:
@@ -302,7 +302,7 @@ class FromTorch(Distribution):
         """The torch distribution at the conditioning ``inputs``."""
         return self._dist(Env(inputs))
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         d = self._dist(env)
         shape = sample_shape + ((batch_n,) if batch_n and not self.cond_var else ())
@@ -310,7 +310,7 @@ class FromTorch(Distribution):
         base = max([env.sdims.get(c, 0) for c in self.cond_var], default=0)
         env.set(self.var[0], x, base + len(sample_shape))
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         lp = self._dist(env).log_prob(env.get(self.var[0], self))
         return lp.sum(tuple(range(-self.event_ndim, 0))) if self.event_ndim else lp
 

@@ -109,7 +109,7 @@ class Flow(Distribution):
         return torch.func.functional_call(self.transform, params, (x, ctx))
 
     # -- the Distribution interface ---------------------------------------------------------------------
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         x = env.get(self.var[0], self)
         hit = env.shared.samples.get(("flow-logq", id(self), id(x)))
         if hit is not None and hit[0] is x and not detach_params:
@@ -123,9 +123,9 @@ class Flow(Distribution):
         u, ld = self._run(self.transform, x.reshape((-1,) + self.event_shape), ctx, detach_params)
         scope = env.child()
         scope.set(self.base.var[0], u.reshape(lead + tuple(u.shape[1:])), env.sdims.get(self.var[0], 0))
-        return self.base._log_prob_env(scope, detach_params) + ld.reshape(lead)
+        return self.base.log_prob_at(scope, detach_params) + ld.reshape(lead)
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         key = ("flow", id(self), env.key(tuple(self.cond_var), self), sample_shape, batch_n, reparam, env.salt)
         memo = env.shared.samples
@@ -135,11 +135,11 @@ class Flow(Distribution):
             uname = self.base.var[0]
             batch = self._context_batch(env)
             if batch is None:
-                self.base._sample_into(scope, sample_shape, batch_n, reparam)
+                self.base.draw_into(scope, sample_shape, batch_n, reparam)
                 sdim = scope.sdims.get(uname, 0)
             else:  # an unconditional base takes its batch from the transforms' context
                 shape, csdim = batch
-                self.base._sample_into(scope, sample_shape + shape, None, reparam)
+                self.base.draw_into(scope, sample_shape + shape, None, reparam)
                 sdim = len(sample_shape) + csdim
             u = scope.values[uname]
             lead = self._lead(u)
@@ -147,7 +147,7 @@ class Flow(Distribution):
             x, ld = self.transform.inverse(u.reshape((-1,) + self.event_shape), ctx)
             x = x.reshape(lead + tuple(x.shape[1:]))
             if reparam:
-                log_q = self.base._log_prob_env(scope) - ld.reshape(lead)
+                log_q = self.base.log_prob_at(scope) - ld.reshape(lead)
                 memo[("flow-logq", id(self), id(x))] = (x, log_q)
             else:
                 x = x.detach()
@@ -184,8 +184,8 @@ class Flow(Distribution):
         """A reparameterised draw of ``x`` and its log-density, computed along the sampling direction."""
         env = Env(inputs)
         self._check_inputs(env)
-        self._sample_into(env, as_shape(sample_shape), batch_n, True)
-        return env.values[self.var[0]], self._log_prob_env(env)
+        self.draw_into(env, as_shape(sample_shape), batch_n, True)
+        return env.values[self.var[0]], self.log_prob_at(env)
 
 
 FlowDistribution = Flow
@@ -200,13 +200,13 @@ class StandardLogistic(Distribution):
         self.features_shape: Shape = as_shape(features_shape)
         self.register_buffer("_ref", torch.zeros(()))
 
-    def _sample_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
+    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
                      reparam: bool = True) -> None:
         shape = sample_shape + ((batch_n,) if batch_n else ()) + self.features_shape
         v = torch.rand(shape, dtype=self._ref.dtype, device=self._ref.device).clamp(1e-6, 1 - 1e-6)
         env.set(self.var[0], torch.log(v) - torch.log1p(-v), len(sample_shape))
 
-    def _log_prob_env(self, env: Env, detach_params: bool = False) -> torch.Tensor:
+    def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         u = env.get(self.var[0], self)
         lp = -(F.softplus(u) + F.softplus(-u))
         return lp.sum(tuple(range(-len(self.features_shape), 0))) if self.features_shape else lp

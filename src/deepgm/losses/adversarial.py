@@ -50,7 +50,7 @@ class DensityRatio(Loss):
 
     def _draw(self, d: Distribution, env: Env, batch_n: int | None = None) -> torch.Tensor:
         scope = env.child()
-        d._sample_into(scope, (), batch_n, True)
+        d.draw_into(scope, (), batch_n, True)
         parts = [scope.values[v] for v in d.var]
         return torch.cat([t.reshape(t.shape[0], -1) for t in parts], dim=1)
 

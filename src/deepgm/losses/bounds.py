@@ -44,8 +44,8 @@ class _WeightedBound(Loss):
 
     def _log_weights(self, env: Env, detach_q: bool = False) -> tuple[Env, torch.Tensor]:
         scope = env.child()
-        self.q._sample_into(scope, (self.k,), None, True)
-        return scope, self.p._log_prob_env(scope) - self.q._log_prob_env(scope, detach_q)
+        self.q.draw_into(scope, (self.k,), None, True)
+        return scope, self.p.log_prob_at(scope) - self.q.log_prob_at(scope, detach_q)
 
     def own_distributions(self) -> tuple[Distribution, ...]:
         return (self.p, self.q)
@@ -94,7 +94,7 @@ class IWELBO(_WeightedBound):
             return log_w.logsumexp(0) - math.log(self.k)
         scope = env.child()
         scope.salt = id(self)  # draws of its own: the gradient hooks below must not reach other terms
-        self.q._sample_into(scope, (self.k,), None, True)
+        self.q.draw_into(scope, (self.k,), None, True)
         holder: dict[str, torch.Tensor] = {}
         for v in self.q.var:
             z = scope.values[v]
@@ -103,7 +103,7 @@ class IWELBO(_WeightedBound):
                 ne = alias.dim() - 2  # (k, B, event...)
                 alias.register_hook(lambda g, ne=ne: g * holder["w"].reshape(holder["w"].shape + (1,) * ne))
             scope.set(v, alias, scope.sdims.get(v, 0))
-        log_w = self.p._log_prob_env(scope) - self.q._log_prob_env(scope, detach_params=True)
+        log_w = self.p.log_prob_at(scope) - self.q.log_prob_at(scope, detach_params=True)
         w = log_w.detach().softmax(0)
         holder["w"] = w
         value = log_w.logsumexp(0) - math.log(self.k)

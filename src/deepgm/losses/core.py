@@ -39,7 +39,7 @@ class LogProb(Loss):
         self.p = _check_dist(p, "LogProb")
 
     def _eval(self, env: Env) -> torch.Tensor:
-        return self.p._log_prob_env(env)
+        return self.p.log_prob_at(env)
 
     def own_distributions(self) -> tuple[Distribution, ...]:
         return (self.p,)
@@ -88,7 +88,7 @@ class E(Expectation):
         scope = env.child()
         if self.independent:
             scope.salt = id(self)
-        self.q._sample_into(scope, self.sample_shape, None, self.reparam)
+        self.q.draw_into(scope, self.sample_shape, None, self.reparam)
         value = self.f._eval(scope)
         return mean_over_samples(value, self.sample_shape) if self.sample_shape else value
 
@@ -167,21 +167,21 @@ class KL(Loss):
         p, q = self.p, self.q
         if self.analytic:
             assert isinstance(p, Family) and isinstance(q, Family)
-            pp = p._params(env)
+            pp = p.params_at(env)
             if self._to_std_normal:
                 kl = _kl_std_normal(pp)
                 if kl.shape[-self._std_ndim:] != self._std_shape:  # the prior's shape is part of the KL's
                     kl = kl.expand(torch.broadcast_shapes(kl.shape, self._std_shape))
-                return p._reduce(kl)
-            qp = q._params(env)
+                return p.sum_event(kl)
+            qp = q.params_at(env)
             if self._both_normal:
                 kl = _kl_normal(pp, qp)
             else:
                 kl = td.kl_divergence(p.torch_dist(pp), q.torch_dist(qp))
-            return p._reduce(kl)
+            return p.sum_event(kl)
         scope = env.child()
-        p._sample_into(scope, self.sample_shape, None, True)
-        return mean_over_samples(p._log_prob_env(scope) - q._log_prob_env(scope), self.sample_shape)
+        p.draw_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(p.log_prob_at(scope) - q.log_prob_at(scope), self.sample_shape)
 
     def own_distributions(self) -> tuple[Distribution, ...]:
         return (self.p, self.q)
@@ -209,10 +209,10 @@ class Entropy(Loss):
         p = self.p
         if self.analytic:
             assert isinstance(p, Family)
-            return p._reduce(p.torch_dist(p._params(env)).entropy())
+            return p.sum_event(p.torch_dist(p.params_at(env)).entropy())
         scope = env.child()
-        p._sample_into(scope, self.sample_shape, None, True)
-        return mean_over_samples(-p._log_prob_env(scope), self.sample_shape)
+        p.draw_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(-p.log_prob_at(scope), self.sample_shape)
 
     def own_distributions(self) -> tuple[Distribution, ...]:
         return (self.p,)
@@ -242,8 +242,8 @@ class CrossEntropy(Loss):
         if self.analytic:
             return self._h._eval(env) + self._kl._eval(env)
         scope = env.child()
-        self.p._sample_into(scope, self.sample_shape, None, True)
-        return mean_over_samples(-self.q._log_prob_env(scope), self.sample_shape)
+        self.p.draw_into(scope, self.sample_shape, None, True)
+        return mean_over_samples(-self.q.log_prob_at(scope), self.sample_shape)
 
     def own_distributions(self) -> tuple[Distribution, ...]:
         return (self.p, self.q)

@@ -56,11 +56,11 @@ class REINFORCE(Expectation):
 
     def _eval(self, env: Env) -> Any:
         scope = env.child()
-        self.q._sample_into(scope, self.sample_shape, None, reparam=False)
+        self.q.draw_into(scope, self.sample_shape, None, reparam=False)
         f = self.f._eval(scope)
         if not torch.is_tensor(f):
             return f
-        log_q = self.q._log_prob_env(scope)
+        log_q = self.q.log_prob_at(scope)
         b, fit = self._baseline(env, f)
         advantage = f.detach() - b
         score = advantage * log_q

@@ -59,7 +59,7 @@ Values = tuple[torch.Tensor, ...]
 def draw_batch(d: Distribution, env: Env, batch_n: int | None, detach: bool = False) -> Values:
     """Draw ``d`` in a child scope of ``env``; its variables' values in ``d.var`` order."""
     scope = env.child()
-    d._sample_into(scope, (), batch_n, True)
+    d.draw_into(scope, (), batch_n, True)
     out = tuple(scope.values[v] for v in d.var)
     return tuple(t.detach() for t in out) if detach else out
 
@@ -97,7 +97,7 @@ class AdversarialLoss(Loss):
         real = draw_batch(self.p, env, self.batch_n, detach)
         n = _batch_size(real)
         scope = env.child()
-        self.q._sample_into(scope, (), n, True)
+        self.q.draw_into(scope, (), n, True)
         fake = tuple(scope.values[v] for v in self.p.var)
         if detach:
             fake = tuple(t.detach() for t in fake)
@@ -553,7 +553,7 @@ class BatchE(Expectation):
     def _eval(self, env: Env) -> Any:
         ref = env.get(self.batch_like, f"BatchE (batch size from '{self.batch_like}')")
         scope = env.child()
-        self.q._sample_into(scope, (), int(ref.shape[0]), True)
+        self.q.draw_into(scope, (), int(ref.shape[0]), True)
         if self.detach:
             for v in self.q.var:
                 scope.set(v, scope.values[v].detach(), scope.sdims.get(v, 0))

@@ -77,7 +77,7 @@ class MMD(Loss):
 
     def _draw(self, d: Distribution, env: Env, batch_n: int | None) -> torch.Tensor:
         scope = env.child()
-        d._sample_into(scope, (), batch_n, True)
+        d.draw_into(scope, (), batch_n, True)
         parts = [scope.values[v] for v in d.var]
         lead = parts[0].shape[0] if parts[0].dim() else 1
         return torch.cat([t.reshape(lead, -1) for t in parts], dim=1)

@@ -38,7 +38,7 @@ class Enumerate(Expectation):
     def _eval(self, env: Env) -> Any:
         q = self.q
         assert isinstance(q, Categorical)
-        probs = q.torch_dist(q._params(env)).probs  # (..., B, K)
+        probs = q.torch_dist(q.params_at(env)).probs  # (..., B, K)
         k = probs.shape[-1]
         values = torch.eye(k, dtype=probs.dtype, device=probs.device)
         values = values.reshape((k,) + (1,) * (probs.dim() - 1) + (k,)).expand((k,) + probs.shape)
@@ -69,7 +69,7 @@ class DIPCovariance(Loss):
         self.kind, self.lambda_od, self.lambda_d = kind, lambda_od, lambda_d
 
     def _eval(self, env: Env) -> Any:
-        params = self.q._params(env)
+        params = self.q.params_at(env)
         mu = params["loc"].reshape(params["loc"].shape[0], -1)
         centred = mu - mu.mean(0, keepdim=True)
         cov = centred.T @ centred / mu.shape[0]
@@ -103,9 +103,9 @@ class TotalCorrelation(Loss):
     def _eval(self, env: Env) -> Any:
         q = self.q
         scope = env.child()
-        q._sample_into(scope, (), None, True)
+        q.draw_into(scope, (), None, True)
         z = scope.values[q.var[0]]
-        params = q._params(scope)
+        params = q.params_at(scope)
         b = z.shape[0]
         z, loc, scale = (t.reshape(b, -1) for t in (z, params["loc"], params["scale"]))
         # log q(z_i,d | x_j): (B_i, B_j, D)

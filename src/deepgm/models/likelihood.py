@@ -35,8 +35,8 @@ def log_likelihood(p: Distribution, q: Distribution, inputs: Mapping[str, Any], 
         n = min(chunk, k - start)
         scope = env.child()
         scope.salt = start + 1
-        q._sample_into(scope, (n,), None, False)
-        part = (p._log_prob_env(scope) - q._log_prob_env(scope)).logsumexp(0)
+        q.draw_into(scope, (n,), None, False)
+        part = (p.log_prob_at(scope) - q.log_prob_at(scope)).logsumexp(0)
         total = part if total is None else torch.logaddexp(total, part)
     assert total is not None
     return total - math.log(k)
