@@ -46,7 +46,8 @@ import deepgm.zoo.nice
 import deepgm.zoo.realnvp  # noqa: F401  (registers the flow models)
 from deepgm import zoo
 from deepgm.data import toy_2d
-from deepgm.flows import Flow, FlowModel, RQSplineCoupling, alternating_mask
+from deepgm.flows import Flow, RQSplineCoupling, alternating_mask
+from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import base_distribution
 
 TOYS = ("moons", "8gaussians", "checkerboard", "pinwheel")

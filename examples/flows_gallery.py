@@ -20,7 +20,8 @@ import torch
 
 from deepgm import viz, zoo
 from deepgm.data import DatasetNotFoundError, load_dataset, toy_2d
-from deepgm.flows import Flow, FlowModel, RQSplineCoupling, alternating_mask, inpaint, inpaint_sample
+from deepgm.flows import Flow, RQSplineCoupling, alternating_mask, inpaint, inpaint_sample
+from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import base_distribution
 
 TOYS = ("moons", "8gaussians", "checkerboard", "pinwheel")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
+import typing
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepgm.cli import main
 
@@ -106,3 +110,109 @@ def test_train_a_flow_on_digits_then_inpaint(tmp_path: Path, capsys: pytest.Capt
     assert lp["mode"] > lp["observed, grey fill"] and math.isfinite(lp["sample"])  # the fill raised log p
     assert main(["inpaint", str(run), "--hide", "middle"]) == 2
     assert "--hide" in _err_line(capsys)
+
+
+def test_train_help_shows_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "vae", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
+    assert "--epochs EPOCHS (default: 10)" in text and "--eval-k EVAL_K importance" in text
+    assert re.findall(r"\(default: [^)]*\) \(default:", text) == []  # was "(default: 10) (default: None)"
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, typing.Any]:
+    """A VAE trained 2 epochs on the digits, with the lines drawn into its loss_curve.png recorded and a
+    2 s pause in its final evaluation; its folder and how long ``deepgm train`` took."""
+    import deepgm.viz.plots as plots
+    from deepgm.models import VAE
+
+    lines: dict[str, list[float]] = {}
+    write, log_likelihood = plots._write, VAE.log_likelihood
+
+    def recording(fig: typing.Any, path: Path) -> Path:
+        if path.name == "loss_curve.png":
+            lines.update({ln.get_label(): list(ln.get_xdata()) for ln in fig.axes[0].lines})
+        return write(fig, path)
+
+    def slow(self: VAE, *args: typing.Any, **kwargs: typing.Any) -> torch.Tensor:
+        time.sleep(2.0)
+        return log_likelihood(self, *args, **kwargs)
+
+    run = tmp_path_factory.mktemp("vae") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_write", recording)
+        mp.setattr(VAE, "log_likelihood", slow)
+        start = time.perf_counter()
+        assert main(["train", "vae", "--z-dim", "2", "--hidden", "16", "--epochs", "2", "--log-every", "5",
+                     "--out", str(run), "--progress", "false", "--eval-k", "5"]) == 0
+        wall = time.perf_counter() - start
+    return {"run": run, "lines": lines, "wall": wall, "metrics": json.loads((run / "metrics.json").read_text())}
+
+
+def test_loss_curve_plots_train_and_validation_against_the_step(vae_run: dict[str, typing.Any]) -> None:
+    steps, lines = vae_run["metrics"]["steps"], vae_run["lines"]
+    assert lines["validation (per epoch)"] == [steps // 2, steps]  # at the step of each epoch's end
+    train_x = lines["train"]
+    assert train_x[0] == 5 and train_x[-1] == steps and train_x == sorted(train_x)  # the logged steps
+
+
+def test_metrics_report_training_and_evaluation_time_apart(vae_run: dict[str, typing.Any]) -> None:
+    metrics = vae_run["metrics"]
+    assert metrics["eval_seconds"] >= 2.0  # the final evaluation (with its 2 s pause)...
+    assert metrics["train_seconds"] <= vae_run["wall"] - 2.0  # ...is not in the training time
+
+
+def test_sample_writes_tensors_and_a_grid_beside(vae_run: dict[str, typing.Any], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    run = vae_run["run"]
+    assert main(["sample", str(run), "-n", "10", "-o", str(tmp_path / "s.pt")]) == 0
+    assert torch.load(tmp_path / "s.pt").shape == (10, 64) and (tmp_path / "s.png").stat().st_size > 0
+    assert main(["sample", str(run), "-n", "7", "-o", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (7, 64)
+    capsys.readouterr()
+    assert main(["sample", str(run), "-o", str(tmp_path / "s.txt")]) == 2
+    assert ".png, .pt or .npy" in _err_line(capsys)
+
+
+def test_eval_of_a_gan_reports_sample_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "gan"
+    assert main(["train", "gan", "--z-dim", "4", "--hidden", "16", "--epochs", "1", "--out", str(run),
+                 "--progress", "false"]) == 0
+    assert (run / "samples.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n-test", "50"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["test_images"] == 50 and ev["test_mmd2"] > 0 and 0 <= ev["precision"] <= 1 and "28x28" in ev["note"]
+
+
+def test_cli_functions_use_every_argument() -> None:
+    import ast
+
+    import deepgm.cli
+
+    tree = ast.parse(Path(deepgm.cli.__file__).read_text())
+    for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        used = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+        params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs) if a.arg != "self"]
+        unused = [p for p in params if not p.startswith("_") and p not in used]
+        assert not unused, f"cli.{fn.name} never uses its argument(s) {unused}"
+
+
+def test_the_vae_example_says_how_it_runs_and_runs(tmp_path: Path) -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "examples" / "vae_quickstart.py"
+    spec = importlib.util.spec_from_file_location("vae_quickstart", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    how = (example.__doc__ or "").split("Run:", 1)[1].split(". ", 1)[0]  # "Run: <how to run this file>."
+    commands = [ln for ln in (root / "scripts" / "quickstart.sh").read_text().splitlines() if not ln.startswith("#")]
+    assert "quickstart.sh" not in how or any("vae_quickstart.py" in ln for ln in commands), how
+    metrics = example.main(epochs=1, out=tmp_path / "q")
+    assert metrics["test_elbo"] < 0 and (tmp_path / "q" / "metrics.json").exists()

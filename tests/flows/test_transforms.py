@@ -102,6 +102,7 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], int, str]] = {
     "reverse": (lambda: ReversePermutation(D), (D,), 0, "normal"),
     "random-perm": (lambda: RandomPermutation(D, seed=3), (D,), 0, "normal"),
     "logit": (lambda: Logit(0.05), (D,), 0, "unit"),
+    "logit-image": (lambda: Logit(1e-6), (1, 2, 2), 0, "unit"),
     "inverse-affine": (lambda: Inverse(AffineCoupling(alternating_mask(D), hidden=(16,))), (D,), 0, "normal"),
     "compose": (lambda: Compose([AffineCoupling(alternating_mask(D), hidden=(8,)), ReversePermutation(D),
                                  MAF(D, hidden=(8,)), RadialFlow(D)]), (D,), 0, "normal"),
@@ -259,6 +260,53 @@ def test_dequantize_draws_noise_in_eval_mode_unless_asked_for_the_midpoint() -> 
     assert torch.equal(mid(x)[0], (x * 255 + 0.5) / 256)
     with pytest.raises(ValueError, match="eval_noise"):
         Dequantize(256, "gaussian")  # type: ignore[arg-type]
+
+
+def test_dequantize_keeps_every_value_in_its_own_bin_with_fresh_noise() -> None:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (8, 1, 6, 6), generator=gen).float() / 255.0
+    t = Dequantize(256)
+    y, _ = t(images)
+    assert y.min() >= 0.0 and y.max() < 1.0
+    assert torch.equal(torch.floor(y * 256), torch.round(images * 255))  # bin [k/256, (k+1)/256)
+    assert not torch.equal(t(images)[0], t(images)[0])
+    extremes = torch.tensor([0.0, 1.0]).repeat(10_000)[None]
+    y = t(extremes)[0]
+    assert y.min() >= 0.0 and y.max() < 1.0
+
+
+def test_dequantize_formula() -> None:
+    x = torch.tensor([0.0, 128 / 255, 1.0])
+    torch.manual_seed(1)
+    u = torch.rand(3)
+    torch.manual_seed(1)
+    torch.testing.assert_close(Dequantize(256)(x[None])[0][0], (x * 255 + u) / 256)
+
+
+def test_dequantize_stays_below_one_when_the_noise_rounds_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (255 + v)/256 is exactly 1.0 in float32 for v ≥ 1 - 2⁻¹⁷, which U[0, 1) can draw: Logit(0) was infinite
+    top = 1.0 - 2.0**-24  # the largest float32 below 1
+    monkeypatch.setattr(torch, "rand_like", lambda x: torch.full_like(x, top))
+    x = torch.ones(3, 2, requires_grad=True)
+    y, _ = Dequantize(256)(x)
+    assert float(y.detach().max()) < 1.0 and torch.isfinite(Logit(0.0)(y)[0]).all()
+    assert torch.equal(Dequantize(256).inverse(y)[0], x.detach())
+    y.sum().backward()  # the clamp, like the rounding, passes gradients straight through
+    assert x.grad is not None and torch.equal(x.grad, torch.full_like(x, 255 / 256))
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 0.05])
+def test_logit_formula_and_its_log_det_on_images(alpha: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 2, 2, generator=gen, dtype=torch.float64)
+    y, log_det = Logit(alpha)(x)
+    p = alpha + (1 - 2 * alpha) * x
+    torch.testing.assert_close(y, torch.log(p / (1 - p)))
+    assert log_det.shape == (3,)
+    half = torch.full((1, 1, 2, 2), 0.5)
+    torch.testing.assert_close(Logit(0.0)(half)[1], torch.tensor([4 * math.log(4.0)]))  # dy/dx = 4 at ½
+    with pytest.raises(ValueError, match="alpha"):
+        Logit(0.5)
 
 
 def test_conditional_transforms_depend_on_their_context() -> None:

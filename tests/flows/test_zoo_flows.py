@@ -15,7 +15,7 @@ import deepgm.zoo.realnvp
 import deepgm.zoo.vae_flow  # noqa: F401  (registers the models)
 from deepgm import zoo
 from deepgm.data import toy_2d
-from deepgm.flows import FlowModel
+from deepgm.models import FlowModel
 
 NAMES = ["nice", "realnvp", "maf", "vae-flow", "ffjord"]
 SMALL = {"z_dim": 2, "hidden": (16,)}

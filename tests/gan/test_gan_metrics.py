@@ -12,7 +12,6 @@ from torch import nn
 
 from deepgm.data.toy import toy_2d, toy_2d_modes
 from deepgm.metrics.gan import (
-    MNISTClassifier,
     fid,
     frechet_distance,
     gaussian_statistics,
@@ -21,6 +20,7 @@ from deepgm.metrics.gan import (
     mode_coverage,
     precision_recall,
 )
+from deepgm.nn import MNISTClassifier
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise() -> None:

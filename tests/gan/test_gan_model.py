@@ -8,12 +8,12 @@ from torch import nn
 
 from deepgm.data.toy import toy_2d, toy_2d_modes
 from deepgm.distributions import Deterministic, Empirical, Normal
-from deepgm.losses.gan import FGAN, MinimaxGAN, NonSaturatingGAN, Wasserstein, mmd2_mixture
+from deepgm.losses.gan import FGAN, MinimaxGAN, NonSaturatingGAN, Wasserstein
+from deepgm.losses.mmd import mmd2_mixture
 from deepgm.metrics.gan import mode_coverage
-from deepgm.models.gan import GAN, MinibatchDiscrimination
-from deepgm.nn import MLP
+from deepgm.models.gan import GAN
+from deepgm.nn import MLP, AsLoc, Concat, MinibatchDiscrimination
 from deepgm.training import Trainer, TrainerConfig
-from deepgm.zoo.gan_basic import AsLoc
 
 
 def _generator(z_dim: int = 2, hidden: int = 64) -> object:
@@ -90,7 +90,7 @@ def test_minibatch_discrimination_sees_the_batch() -> None:
 
 
 def test_minibatch_discrimination_gradients_twice_for_gradient_penalties() -> None:
-    from deepgm.models.gan import _PairwiseL1
+    from deepgm.nn.gan import _PairwiseL1
 
     m = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_PairwiseL1.apply, (m,))
@@ -100,6 +100,16 @@ def test_minibatch_discrimination_gradients_twice_for_gradient_penalties() -> No
     (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
     g.pow(2).sum().backward()  # a penalty on the input gradient reaches the kernels
     assert layer.T.grad is not None and torch.isfinite(layer.T.grad).all()
+
+
+def test_concat_flattens_its_inputs_and_keeps_their_float_dtype() -> None:
+    lin = nn.Linear(5, 1).double()
+    x, z, y = torch.randn(3, 2, 1, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64), torch.tensor([1, 0, 2])
+    out = Concat(lin)(x, z, y)  # float64 stays float64 (it was cast to float32); class indices become floats
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, lin(torch.cat([x.reshape(3, 2), z, y[:, None].double()], 1)))
+    loc = AsLoc(nn.Linear(3, 2), nn.Sigmoid())(torch.randn(4, 1), torch.randn(4, 2))["loc"]
+    assert loc.shape == (4, 2) and bool(((loc > 0) & (loc < 1)).all())
 
 
 def test_the_trainer_drives_a_gan(tmp_path: object) -> None:

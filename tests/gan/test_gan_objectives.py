@@ -11,11 +11,11 @@ from torch import nn
 
 from deepgm.distributions import Empirical, Normal
 from deepgm.errors import ObjectiveError
+from deepgm.losses.adversarial import AdversarialLoss, DensityRatio, LogisticDiscriminator
 from deepgm.losses.gan import (
     F_DIVERGENCES,
     FGAN,
     KLGAN,
-    AdversarialLoss,
     HingeGAN,
     LeastSquaresGAN,
     MinimaxGAN,
@@ -60,6 +60,7 @@ RATIO_OBJECTIVES = {
     "minimax": lambda d: MinimaxGAN(P, Q, d, batch_n=512),
     "non-saturating": lambda d: NonSaturatingGAN(P, Q, d, batch_n=512),
     "kl": lambda d: KLGAN(P, Q, d, batch_n=512),
+    "density-ratio": lambda d: DensityRatio(P, d, q=Q, batch_n=512),
     "least-squares": lambda d: LeastSquaresGAN(P, Q, d, batch_n=512),
     **{f"f-{f}": (lambda f: lambda d: FGAN(P, Q, d, f, batch_n=512))(f) for f in F_DIVERGENCES},
 }
@@ -72,6 +73,27 @@ def test_optimal_discriminator_recovers_the_log_ratio(name: str) -> None:
     with torch.no_grad():
         err = (obj.log_ratio(GRID) - _true_log_ratio(GRID)).abs().max().item()
     assert err < 0.12, (name, err)
+
+
+def test_the_density_ratio_and_the_logistic_gans_share_one_logistic_discriminator() -> None:
+    d = Quadratic()
+    ratio = DensityRatio(P, d, q=Q, batch_n=64)
+    kl, ns = KLGAN(P, Q, d, batch_n=64), NonSaturatingGAN(P, Q, d, batch_n=64)
+    assert all(isinstance(o, LogisticDiscriminator) for o in (ratio, kl, ns))
+    losses = []
+    for obj in (ratio, kl, ns):
+        torch.manual_seed(2)
+        losses.append(obj.discriminator_loss()({}))
+    torch.manual_seed(2)
+    real, fake = P.sample({}, batch_n=64)["x"], Q.sample({}, batch_n=64)["x"]
+    bce = -torch.log(torch.sigmoid(d(real))).mean() - torch.log(1 - torch.sigmoid(d(fake))).mean()
+    for value in losses:
+        torch.testing.assert_close(value, bce)
+    torch.manual_seed(3)
+    at_p = ratio({})  # T at draws of p: its mean estimates KL[p||q]
+    torch.manual_seed(3)
+    torch.testing.assert_close(at_p, d(P.sample({}, batch_n=64)["x"]).squeeze(-1))
+    torch.testing.assert_close(ratio.log_ratio(GRID), kl.log_ratio(GRID))
 
 
 @pytest.mark.parametrize("f", list(F_DIVERGENCES))
@@ -191,6 +213,18 @@ def test_generator_term_is_per_example_and_draws_as_many_as_the_data() -> None:
     assert out.shape == (7,)
     assert "NS_G[" in str(obj) and r"\mathcal{L}" in obj.to_latex()
     assert obj.input_var == [] or "x" in obj.own_inputs()
+
+
+def test_a_batch_expectation_with_detached_draws_can_still_be_detached_as_an_expression() -> None:
+    from deepgm.losses import BatchE, LogProb
+
+    gen = Normal(var=["x"], loc=0.0, scale=1.0, features_shape=[2])
+    term = BatchE(gen, LogProb(gen), detach=True)  # its `detach` flag once hid Loss.detach()
+    torch.manual_seed(0)
+    value = term({"x": torch.zeros(5, 2)})
+    torch.manual_seed(0)
+    torch.testing.assert_close(term.detach()({"x": torch.zeros(5, 2)}), value)
+    assert value.shape == (5,) and "sg" in str(term)
 
 
 def test_errors_name_what_is_wrong() -> None:

@@ -58,6 +58,22 @@ def test_gan_trains_samples_prints_and_saves(name: str, tmp_path: object) -> Non
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def test_the_mlp_gan_builder_takes_any_objective_of_the_two_sides_and_the_discriminator() -> None:
+    from deepgm.losses import KLGAN, AdversarialLoss
+
+    cfg = gan_basic.GANConfig(z_dim=4, hidden=(8,), disc_hidden=(8,))
+    made: list[AdversarialLoss] = []
+
+    def make(p: object, q: object, d: torch.nn.Module) -> AdversarialLoss:
+        made.append(KLGAN(p, q, d))  # type: ignore[arg-type]
+        return made[-1]
+
+    model = gan_basic.build_mlp_gan(cfg, DataInfo("toy", (20,)), make)  # (p, q, D): no unused config argument
+    assert len(made) == 1 and any(node is made[0] for node in model.loss.walk())
+    plain = gan_basic.build_mlp_gan(cfg, DataInfo("toy", (20,)), KLGAN)  # a class is such a builder too
+    assert any(isinstance(node, KLGAN) for node in plain.loss.walk())
+
+
 def test_dcgan_rejects_non_square_data() -> None:
     with pytest.raises(ValueError, match="square images"):
         gan_dcgan.build_dcgan(gan_dcgan.DCGANConfig(), DataInfo("toy", (20,)))

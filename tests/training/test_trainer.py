@@ -116,3 +116,25 @@ def test_data_parallel_matches_one_process_on_the_combined_batch(tmp_path: Path)
         assert torch.allclose(grad, got["grads"][i], atol=1e-6)
     for a, b in zip(model.parameters(), got["params"]):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_data_parallel_gan_keeps_generator_and_discriminator_replicas_equal(tmp_path: Path) -> None:
+    """Both objectives' gradients are averaged: after a few generator and discriminator steps on
+    two processes, every parameter is the same on both and equals one process on the combined batch."""
+    import torch.multiprocessing as mp
+
+    prefix = str(tmp_path / "gan.pt")
+    mp.spawn(ddp_worker.run_gan, args=(2, str(tmp_path / "init"), prefix), nprocs=2, join=True)
+    got = [torch.load(f"{prefix}.{r}", weights_only=True) for r in range(2)]
+    model = ddp_worker.make_gan(seed=0)
+    losses = [model.train_step(ddp_worker.gan_data()) for _ in range(ddp_worker.GAN_STEPS)]
+    want = ddp_worker.gan_params(model)
+    names = set(want)
+    assert any(n.startswith("auxiliary_modules") for n in names) and any(n.startswith("distributions") for n in names)
+    assert set(got[0]["params"]) == set(got[1]["params"]) == names
+    drifted = [n for n in names if not torch.equal(got[0]["params"][n], got[1]["params"][n])]
+    assert not drifted, f"the replicas drifted apart in {drifted}"
+    for n in names:
+        assert torch.allclose(got[0]["params"][n], want[n], atol=1e-6), n
+    for a, b in zip(got[0]["losses"], losses):
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-5) for k in a)

@@ -159,3 +159,26 @@ def test_save_reconstructions_wraps_into_row_pairs(tmp_path: Path) -> None:
 def test_save_reconstructions_bad_input(tmp_path: Path, recons: torch.Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         save_reconstructions(torch.rand(6, 1, 4, 4), recons, tmp_path / "rec.png")
+
+
+def test_upscale_repeats_pixels_of_small_images_only() -> None:
+    from deepgm.viz import upscale
+
+    x = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 64)
+    big = upscale(x, (1, 8, 8))
+    assert big.shape == (2, 1, 24, 24)  # 28 // 8 = 3 times each pixel
+    assert torch.equal(big[:, :, ::3, ::3], x.reshape(2, 1, 8, 8))
+    assert torch.equal(big[:, :, 1::3, 2::3], big[:, :, ::3, ::3])
+    assert upscale(torch.rand(3, 784), (1, 28, 28)).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="image_shape"):
+        upscale(torch.rand(3, 10), (1, 8, 8))
+
+
+def test_save_samples_draws_images_as_a_grid_and_points_as_a_scatter(tmp_path: Path) -> None:
+    from deepgm.viz import save_samples
+
+    grid = mpimg.imread(save_samples(torch.rand(16, 64), tmp_path / "g.png", image_shape=(1, 8, 8), nrow=4))
+    assert grid.shape[:2] == (4 * 24 + 5 * 2, 4 * 24 + 5 * 2)  # 4×4 upscaled images, 2-pixel padding
+    assert save_samples(torch.randn(100, 2), tmp_path / "p.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"neither images .* nor 2-D points"):
+        save_samples(torch.randn(10, 3), tmp_path / "bad.png")

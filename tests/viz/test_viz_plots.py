@@ -298,3 +298,34 @@ def test_density_panels_tabulate_log_probs_and_point_histograms(tmp_path: Path, 
         save_density_panels_2d({"a": rows["a"], "b": {"model": _std_normal_log_prob}}, tmp_path / "bad.png")
     with pytest.raises(ValueError, match="log_prob or an"):
         save_density_panels_2d({"a": {"x": 3.0}}, tmp_path / "bad.png")  # type: ignore[dict-item]
+
+
+def _line_x(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
+    import deepgm.viz.plots as plots
+
+    seen: dict[str, list[float]] = {}
+    write = plots._write
+
+    def recording(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+        seen.update({ln.get_label(): list(ln.get_xdata()) for ln in fig.axes[0].lines})
+        return write(fig, path)
+
+    monkeypatch.setattr(plots, "_write", recording)
+    return seen
+
+
+def test_loss_curves_share_the_step_axis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepgm.viz import save_training_curves
+
+    seen = _line_x(monkeypatch)
+    history = {"step": [20, 40, 50, 70, 90, 100], "loss": [5.0, 4.0, 3.5, 3.0, 2.8, 2.7], "val_step": [50, 100],
+               "val_loss": [3.6, 2.9]}
+    _png_ok(save_training_curves(history, tmp_path / "c.png"))
+    assert seen == {"train": [20, 40, 50, 70, 90, 100], "validation (per epoch)": [50, 100]}
+    seen.clear()
+    _png_ok(save_training_curves({**history, "val_step": [], "val_loss": []}, tmp_path / "d.png"))
+    assert list(seen) == ["train"]  # no validation yet: one curve
+    with pytest.raises(ValueError, match="val_step"):
+        save_training_curves({"step": [1], "loss": [1.0], "val_loss": [1.0]}, tmp_path / "e.png")
+    with pytest.raises(ValueError, match="x\\['a'\\] has 1 values"):
+        save_loss_curve({"a": [1.0, 2.0]}, tmp_path / "f.png", x={"a": [3]})

@@ -6,8 +6,12 @@ Items and batches are dicts of named tensors, e.g. ``{"x": image, "y": label}``.
   ``"dsprites"`` and the 2-D toy densities.
 * :mod:`~deepgm.data.idx` - IDX file reader/writer; :mod:`~deepgm.data.files` - file search and download.
 * :mod:`~deepgm.data.toy` - seeded 2-D toy samplers; :mod:`~deepgm.data.dsprites` - rendered sprites.
-* :mod:`~deepgm.data.transforms` - binarisation, dequantisation, logit, flatten.
+* :mod:`~deepgm.data.transforms` - fixed and threshold binarisation (dequantisation and the logit
+  transform are flow transforms, :mod:`deepgm.flows`).
 * :mod:`~deepgm.data.splits` - seeded train/valid splits and balanced labelled subsets.
+* :mod:`~deepgm.data.prepared` - :func:`load_splits` (train/valid/test tensors, the training transform and
+  the binarisation rule), :class:`DataInfo` (what a model builder needs to know of the data) and
+  :func:`square_image_shape`.
 """
 
 from .datasets import BinarizeMode, ImageDataset, TensorDictDataset, collate_dicts
@@ -17,40 +21,43 @@ from .files import DATA_ENV_VAR, DatasetNotFoundError, FileSpec, cache_dir, cand
 from .idx import IDXFormatError, read_idx, write_idx
 from .load import dataset_names, load_dataset
 from .mnist import FASHION_MNIST_SPEC, MNIST_SPEC, load_fashion_mnist, load_idx_pair, load_mnist
+from .prepared import (
+    MNIST_LIKE,
+    TEST_BINARIZE_SEED,
+    VALID_BINARIZE_SEED,
+    DataConfig,
+    DataInfo,
+    PreparedData,
+    load_splits,
+    resolve_binarize,
+    square_image_shape,
+)
 from .splits import labelled_subset, random_split_indices, train_valid_indices
 from .toy import TOY_2D, toy_2d, toy_2d_dataset, toy_2d_mode_std, toy_2d_modes, toy_2d_names
-from .transforms import (
-    Compose,
-    Dequantize,
-    DynamicBinarize,
-    FixedBinarize,
-    Flatten,
-    LogitTransform,
-    binarize_fixed,
-    binarize_threshold,
-    dequantize,
-    logit_transform,
-)
+from .transforms import binarize_fixed, binarize_threshold
 
 __all__ = [
     "DATA_ENV_VAR",
     "FACTOR_NAMES",
     "FASHION_MNIST_SPEC",
+    "MNIST_LIKE",
     "MNIST_SPEC",
+    "TEST_BINARIZE_SEED",
+    "VALID_BINARIZE_SEED",
+    "DataConfig",
+    "DataInfo",
+    "PreparedData",
+    "load_splits",
+    "resolve_binarize",
+    "square_image_shape",
     "SHAPES",
     "TOY_2D",
     "BinarizeMode",
-    "Compose",
     "DSprites",
     "DatasetNotFoundError",
-    "Dequantize",
-    "DynamicBinarize",
     "FileSpec",
-    "FixedBinarize",
-    "Flatten",
     "IDXFormatError",
     "ImageDataset",
-    "LogitTransform",
     "TensorDictDataset",
     "binarize_fixed",
     "binarize_threshold",
@@ -58,7 +65,6 @@ __all__ = [
     "candidate_dirs",
     "collate_dicts",
     "dataset_names",
-    "dequantize",
     "dsprites_split",
     "labelled_subset",
     "load_dataset",
@@ -68,7 +74,6 @@ __all__ = [
     "load_idx_pair",
     "load_mnist",
     "locate_files",
-    "logit_transform",
     "random_split_indices",
     "read_idx",
     "render_sprites",

@@ -1,12 +1,14 @@
 """Distributions over named variables, conditioned by networks (``p(x|z)``, ``q(z|x)``).
 
+How objectives evaluate them (the protocol, memoisation and the sample-sharing rule): ``docs/protocol.md``.
+
 >>> from deepgm.distributions import Normal
 >>> prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[2], name="p_{prior}")
 >>> prior
 Normal(p_{prior}(z))
 """
 
-from deepgm.distributions.base import Distribution, JointDistribution, MarginalizedDistribution
+from deepgm.distributions.base import Binding, Distribution, JointDistribution, MarginalizedDistribution
 from deepgm.distributions.env import Env
 from deepgm.distributions.families import (
     Bernoulli,
@@ -19,8 +21,10 @@ from deepgm.distributions.families import (
     Normal,
     RelaxedBernoulli,
     RelaxedCategorical,
+    normal_log_density,
 )
 from deepgm.distributions.family import Family
+from deepgm.distributions.kl import analytic_kl, analytic_kl_fn, has_analytic_kl, is_standard_normal
 from deepgm.distributions.special import (
     Deterministic,
     Empirical,
@@ -34,5 +38,6 @@ __all__ = [
     "Distribution", "JointDistribution", "MarginalizedDistribution", "Env", "Family",
     "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace", "Beta",
     "Gamma", "Dirichlet", "Multinomial", "Deterministic", "Empirical", "FromTorch", "MixtureOfNormal",
-    "ProductOfNormal", "MixtureOfExperts",
+    "ProductOfNormal", "MixtureOfExperts", "Binding", "normal_log_density", "has_analytic_kl", "analytic_kl",
+    "analytic_kl_fn", "is_standard_normal",
 ]

@@ -1,16 +1,39 @@
-"""Distributions over named variables: the common interface and the joint of several factors.
+"""Distributions over named variables: the evaluation protocol and the joint of several factors.
 
 A distribution ``p(x|z)`` is an :class:`torch.nn.Module` that knows the names of the variables it is
 over (``var``) and conditioned on (``cond_var``). Distributions multiply into joints (``p * q``),
-rename variables (``replace_var``) and forget them (``marginalize_var``). Internally every method works
-on an :class:`~deepgm.distributions.env.Env`; the public methods (``sample``, ``log_prob``) take and
-return plain dicts of tensors.
+rename variables (``replace_var``) and forget them (``marginalize_var``). The public methods
+(``sample``, ``log_prob``) take and return plain dicts of tensors; objectives evaluate distributions on
+an :class:`~deepgm.distributions.env.Env` through the small protocol below, whose whole mechanism
+(versions, memo keys, the sample-sharing rule, what a subclass implements) is explained on one page in
+``docs/protocol.md``.
+
+The protocol, in short. :class:`Distribution` owns the memoisation:
+
+* ``draw_into(env, sample_shape, batch_n, reparam)`` (final) draws ``var`` and binds it in ``env``.
+  Its memo key is (the distribution, the versions of its conditions, ``sample_shape``, ``batch_n``,
+  ``reparam``, ``env.salt``): within one evaluation the same key gives the same draw, bound under the
+  same version. On a miss it calls the subclass's ``new_draw`` (or ``new_bindings``).
+* ``memo_params(env)`` (final) is ``compute_params(env)``, computed once per evaluation and versions
+  of the conditions.
+
+A subclass implements only ``new_draw`` (how to draw), ``log_prob_at`` (how to score) and, where it
+has parameters computed from its conditions, ``compute_params``.
+
+>>> import torch
+>>> from deepgm.distributions import Env, Normal
+>>> q = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[2])
+>>> env = Env()
+>>> q.draw_into(env, (3,)); first = env.values["z"]
+>>> q.draw_into(env, (3,)); env.values["z"] is first  # same key, same draw
+True
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, TypeVar, final
 
 import torch
 from torch import nn
@@ -18,9 +41,13 @@ from torch import nn
 from deepgm.distributions.env import Env
 from deepgm.errors import DeepGMError
 
-__all__ = ["Distribution", "JointDistribution", "MarginalizedDistribution", "as_shape"]
+__all__ = ["Distribution", "JointDistribution", "MarginalizedDistribution", "Binding", "as_shape"]
 
 Shape = tuple[int, ...]
+Binding = tuple[str, torch.Tensor, int, int]
+"""One variable bound by a draw: (name, value, leading sample dimensions, version)."""
+_D = TypeVar("_D", bound="Distribution")
+_FINAL = ("draw_into", "memo_params")
 
 
 def as_shape(shape: int | Sequence[int] | torch.Size | None) -> Shape:
@@ -49,8 +76,25 @@ def _names(names: str | Iterable[str] | None, what: str, owner: str) -> list[str
 class Distribution(nn.Module):
     """A distribution over the variables ``var`` given the variables ``cond_var``.
 
-    Subclasses implement ``draw_into`` and ``log_prob_at``; everything else is shared.
+    Subclasses implement ``new_draw`` (or, drawing several variables, ``new_bindings``), ``log_prob_at``
+    and, when they have parameters computed from their conditions, ``compute_params``; ``draw_into``
+    and ``memo_params`` are the base class's and cannot be overridden (see the module docstring).
     """
+
+    has_density: ClassVar[bool] = True
+    """False for point masses and the data distribution: a joint adds nothing to its log-density for them."""
+    optional_conditions: ClassVar[bool] = False
+    """True when the distribution may be evaluated with some conditions absent (products and mixtures of
+    experts leave out the experts whose conditions are missing); an absent condition's version is -1."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _FINAL:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}, which the Distribution base class owns (it memoises); "
+                    "implement new_draw / new_bindings / compute_params instead (see docs/protocol.md)"
+                )
 
     def __init__(
         self, var: Sequence[str] | str, cond_var: Sequence[str] | str = (), name: str = "p"
@@ -65,6 +109,9 @@ class Distribution(nn.Module):
         if both:
             raise ValueError(f"{owner}: {sorted(both)} cannot be both a variable and a condition")
         self.name = name
+        # the names whose versions are the memo keys' "where": the conditions (and, for the data
+        # distribution standing for given data, its own variable; a joint adds its factors' such names)
+        self._key_t: tuple[str, ...] = tuple(self.cond_var)
 
     # -- text ------------------------------------------------------------------------------------
     @property
@@ -86,20 +133,80 @@ class Distribution(nn.Module):
     def extra_repr(self) -> str:
         return self.prob_factorized_text
 
-    # -- the internal interface (one evaluation, one Env) -----------------------------------------
+    # -- the evaluation protocol: owned by the base class -----------------------------------------
+    @final
     def draw_into(
         self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
     ) -> None:
-        """Draw ``var`` given the conditioning values in ``env`` and bind them in ``env``."""
-        raise NotImplementedError
+        """Draw ``var`` given the conditioning values in ``env`` and bind it in ``env``; the same memo
+        key in one evaluation gives the same draw, bound under the same version (the sharing rule)."""
+        key = (id(self), self.condition_versions(env), sample_shape, batch_n, reparam, env.salt)
+        memo = env.shared.samples
+        hit: tuple[Binding, ...] | None = memo.get(key)
+        if hit is None:
+            hit = memo[key] = self.new_bindings(env, sample_shape, batch_n, reparam)
+        for name, value, sdim, version in hit:
+            env.bind(name, value, sdim, version)
+
+    @final
+    def memo_params(self, env: Env) -> Any:
+        """``compute_params(env)``, computed once per evaluation and versions of the conditions."""
+        key = (id(self), self.condition_versions(env))
+        memo = env.shared.params
+        out = memo.get(key)
+        if out is None:
+            out = memo[key] = self.compute_params(env)
+        return out
+
+    def condition_versions(self, env: Env) -> tuple[int, ...]:
+        """The versions of the conditioning values in ``env`` (the memo keys' part that says *where* the
+        distribution is evaluated); -1 for an absent one when ``optional_conditions``."""
+        versions = env.versions
+        if self.optional_conditions:
+            return tuple([versions.get(n, -1) for n in self._key_t])
+        try:
+            return tuple(map(versions.__getitem__, self._key_t))  # no Python frame: on every draw's path
+        except KeyError:
+            return env.key(self._key_t, self)  # raises the error naming the missing variable
+
+    # -- what a subclass implements ----------------------------------------------------------------
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
+        """A new draw of the one variable: the value and its number of leading sample dimensions
+        (those of the conditions plus ``len(sample_shape)``). Called by ``draw_into`` on a memo miss."""
+        raise NotImplementedError(f"{self.owner} cannot be sampled")
+
+    def new_bindings(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[Binding, ...]:
+        """The bindings of a new draw of ``var``. By default the one variable's ``new_draw`` under a new
+        version; distributions over several variables (joints) override this instead of ``new_draw``."""
+        value, sdim = self.new_draw(env, sample_shape, batch_n, reparam)
+        return ((self.var[0], value, sdim, env.new_version()),)
+
+    def compute_params(self, env: Env) -> Any:
+        """What the distribution computes from its conditions in ``env`` (its parameters); read it through
+        ``memo_params``, which computes it once per evaluation."""
+        raise NotImplementedError(f"{self.owner} computes no parameters")
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
-        """``log p(var|cond_var)`` at the values in ``env``, summed over event dimensions."""
+        """``log p(var|cond_var)`` at the values in ``env``, summed over event dimensions
+        (``detach_params``: no gradient to the distribution's own parameters)."""
         raise NotImplementedError(f"{self.owner} has no log-density")
 
     def factors(self) -> list[Distribution]:
         """The primitive factors of this distribution (itself, when it is not a joint)."""
         return [self]
+
+    def _renamed(self: _D, mapping: Mapping[str, str]) -> _D:
+        """A shallow copy (sharing modules, parameters and buffers) with ``var``/``cond_var`` renamed."""
+        self._check_mapping(mapping)
+        new = copy.copy(self)
+        new.var = _rename(self.var, mapping)
+        new.cond_var = _rename(self.cond_var, mapping)
+        new._key_t = tuple([mapping.get(n, n) for n in self._key_t])
+        return new
 
     # -- public API ----------------------------------------------------------------------------------
     def sample(
@@ -159,12 +266,21 @@ def _rename(names: list[str], mapping: Mapping[str, str]) -> list[str]:
     return [mapping.get(n, n) for n in names]
 
 
+def _bindings(env: Env, names: list[str]) -> tuple[Binding, ...]:
+    """The bindings of ``names`` in ``env``, with their versions (to be bound again elsewhere)."""
+    values, sdims, versions = env.values, env.sdims, env.versions
+    return tuple([(n, values[n], sdims.get(n, 0), versions[n]) for n in names])
+
+
 class JointDistribution(Distribution):
     """The product of factors, ``p(x,z) = p(x|z) p(z)``: sampled in topological order.
 
     ``log_prob`` sums the factors' log-densities. A variable defined by two factors is an error.
     Deterministic factors (placing all mass on a function of their conditions) add nothing to it.
+    A draw of the joint is its factors' draws (each memoised by its own key).
     """
+
+    optional_conditions = True  # a factor that needs an absent condition says so itself
 
     def __init__(self, factors: Sequence[Distribution], name: str | None = None) -> None:
         flat: list[Distribution] = []
@@ -186,7 +302,10 @@ class JointDistribution(Distribution):
         for f in flat:
             cond.extend(c for c in f.cond_var if c not in defined and c not in cond)
         super().__init__(var, cond, name or flat[0].name)
-        self._factors = nn.ModuleList(flat)
+        self._factors = nn.ModuleList(flat)  # registers them; ``_flat`` is the same, typed
+        self._flat: list[Distribution] = flat
+        # a factor that reads its own variable (data standing for itself) makes that an input of the joint
+        self._key_t = self._key_t + tuple(n for f in flat for n in f._key_t if n in f.var)
         self._order = self._topological(flat, defined)
 
     @staticmethod
@@ -212,28 +331,30 @@ class JointDistribution(Distribution):
         return order
 
     def factors(self) -> list[Distribution]:
-        return list(self._factors)
+        return list(self._flat)
 
     @property
     def prob_factorized_text(self) -> str:
-        return f"{self.prob_text} = " + "".join(f.prob_text for f in self._factors)
+        return f"{self.prob_text} = " + "".join(f.prob_text for f in self._flat)
 
     def __repr__(self) -> str:
         return self.prob_factorized_text
 
-    def draw_into(
-        self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
-    ) -> None:
+    def new_bindings(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[Binding, ...]:
+        """Each factor draws (and memoises) its own variables into ``env``, in topological order."""
         drawn: set[str] = set()
         for f in self._order:
             own = () if any(c in drawn and env.sdims.get(c, 0) for c in f.cond_var) else sample_shape
             f.draw_into(env, own, batch_n, reparam)
             drawn.update(f.var)
+        return _bindings(env, self.var)
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         total: torch.Tensor | None = None
-        for f in self._factors:
-            if getattr(f, "has_density", True):
+        for f in self._flat:
+            if f.has_density:
                 lp = f.log_prob_at(env, detach_params)
                 total = lp if total is None else total + lp
         if total is None:
@@ -243,7 +364,7 @@ class JointDistribution(Distribution):
     def replace_var(self, **mapping: str) -> JointDistribution:
         self._check_mapping(mapping)
         parts = []
-        for f in self._factors:
+        for f in self._flat:
             own = {k: v for k, v in mapping.items() if k in f.var or k in f.cond_var}
             parts.append(f.replace_var(**own) if own else f)
         return JointDistribution(parts, self.name)
@@ -255,6 +376,8 @@ class MarginalizedDistribution(Distribution):
     Its log-density is not available in closed form; use ``log_likelihood`` to estimate it.
     """
 
+    optional_conditions = True  # the base says which conditions it needs
+
     def __init__(self, base: Distribution, names: list[str]) -> None:
         for n in names:
             if n not in base.var:
@@ -265,19 +388,20 @@ class MarginalizedDistribution(Distribution):
         super().__init__(kept, base.cond_var, base.name)
         self.base = base
         self.marginalized = names
+        self._key_t = base._key_t
 
     @property
     def prob_factorized_text(self) -> str:
         inner = self.base.prob_factorized_text.split(" = ")[-1]
         return f"{self.prob_text} = \\int {inner} d{','.join(self.marginalized)}"
 
-    def draw_into(
-        self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
-    ) -> None:
+    def new_bindings(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[Binding, ...]:
+        """The base draws in a scope of its own; only the kept variables are bound."""
         scope = env.child()
         self.base.draw_into(scope, sample_shape, batch_n, reparam)
-        for v in self.var:
-            env.set(v, scope.values[v], scope.sdims.get(v, 0))
+        return _bindings(scope, self.var)
 
     def replace_var(self, **mapping: str) -> MarginalizedDistribution:
         self._check_mapping(mapping)

@@ -1,16 +1,18 @@
-"""The state of one evaluation of an objective.
+"""The state of one evaluation of an objective (the whole mechanism: ``docs/protocol.md``).
 
 An :class:`Env` holds the values of the named variables in one scope, how many leading *sample*
-dimensions each value carries, and a version number per value. Memoisation lives here and only here:
-a distribution's parameters are computed once per (distribution, versions of its conditioning values)
-and a draw ``E(q, ...)`` is made once per (distribution, conditioning versions, sample shape). A new
-``Env`` is made for every evaluation, so nothing survives from one call to the next: reusing a batch
-tensor across calls always gives fresh, correct results.
+dimensions each value carries, and a version number per value: every new value gets a version no other
+value of this evaluation has, so the versions of a distribution's conditions identify the values it is
+evaluated at. The memo tables live in the :class:`_Shared` part of an ``Env``; only
+:class:`~deepgm.distributions.base.Distribution` reads and writes them (its ``draw_into`` and
+``memo_params``). A new ``Env`` is made for every evaluation, so nothing survives from one call to the
+next: reusing a batch tensor across calls always gives fresh, correct results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -19,17 +21,20 @@ from deepgm.errors import MissingVariableError
 
 __all__ = ["Env"]
 
+Trace = dict[str, tuple[torch.Tensor, int]]
+
 
 class _Shared:
-    """What every scope of one evaluation shares: the memo tables, the version counter, the trace."""
+    """What every scope of one evaluation shares: the memo tables, the version counter, the open traces."""
 
-    __slots__ = ("params", "samples", "counter", "trace")
+    __slots__ = ("params", "samples", "log_probs", "counter", "traces")
 
     def __init__(self) -> None:
-        self.params: dict[Any, dict[str, torch.Tensor]] = {}
+        self.params: dict[Any, Any] = {}
         self.samples: dict[Any, Any] = {}
+        self.log_probs: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.counter = 0
-        self.trace: dict[str, tuple[torch.Tensor, int]] = {}
+        self.traces: list[Trace] = []
 
 
 class Env:
@@ -54,17 +59,41 @@ class Env:
         env.salt = self.salt
         return env
 
-    def set(self, name: str, value: torch.Tensor, sdim: int = 0) -> None:
-        """Bind ``name`` to a new value with ``sdim`` leading sample dimensions."""
+    def new_version(self) -> int:
+        """A version number no value of this evaluation has had yet."""
         shared = self.shared
         shared.counter += 1
+        return shared.counter
+
+    def set(self, name: str, value: torch.Tensor, sdim: int = 0) -> None:
+        """Bind ``name`` to a new value with ``sdim`` leading sample dimensions."""
+        self.bind(name, value, sdim, self.new_version())
+
+    def bind(self, name: str, value: torch.Tensor, sdim: int, version: int) -> None:
+        """Bind ``name`` to ``value`` under an existing ``version``: the one ``value`` was first bound
+        with (a remembered draw bound again), so that what was computed from it is found again."""
         self.values[name] = value
-        self.versions[name] = shared.counter
+        self.versions[name] = version
         if sdim:
             self.sdims[name] = sdim
         else:
             self.sdims.pop(name, None)
-        shared.trace[name] = (value, sdim)
+        traces = self.shared.traces
+        if traces:
+            for t in traces:
+                t[name] = (value, sdim)
+
+    @contextmanager
+    def tracing(self) -> Iterator[Trace]:
+        """Record every binding made inside the block, in any scope of this evaluation:
+        ``with env.tracing() as trace: ...`` then ``trace[name] == (value, sdim)``. Blocks may nest."""
+        trace: Trace = {}
+        traces = self.shared.traces
+        traces.append(trace)
+        try:
+            yield trace
+        finally:
+            traces.remove(trace)
 
     def get(self, name: str, owner: Any) -> Any:
         """The value of ``name``; a clear error naming ``owner`` (who needed it: a distribution, whose
@@ -87,3 +116,27 @@ class Env:
             for n in names:
                 self.get(n, owner)
             raise
+
+    # -- the memo's extent (for evaluations that run many passes in one Env, e.g. log_likelihood) -------
+    def memo_mark(self) -> tuple[int, int, int]:
+        """A mark of what is memoised now; ``forget_since(mark)`` drops what is memoised after it."""
+        shared = self.shared
+        return len(shared.params), len(shared.samples), len(shared.log_probs)
+
+    def forget_since(self, mark: tuple[int, int, int]) -> None:
+        """Drop the memo entries (parameters, draws, remembered densities) made after ``mark``."""
+        shared = self.shared
+        tables: tuple[dict[Any, Any], ...] = (shared.params, shared.samples, shared.log_probs)
+        for table, size in zip(tables, mark, strict=True):
+            while len(table) > size:
+                table.popitem()  # dicts keep insertion order: the newest go first
+
+    # -- densities known along with a draw (e.g. a flow's, computed in the sampling direction) ----------
+    def remember_log_prob(self, owner: object, value: torch.Tensor, log_prob: torch.Tensor) -> None:
+        """Remember that ``owner``'s log-density at this very tensor ``value`` is ``log_prob``."""
+        self.shared.log_probs[(id(owner), id(value))] = (value, log_prob)
+
+    def recall_log_prob(self, owner: object, value: Any) -> torch.Tensor | None:
+        """The log-density remembered for ``owner`` at this very tensor ``value``, or None."""
+        hit = self.shared.log_probs.get((id(owner), id(value)))
+        return hit[1] if hit is not None and hit[0] is value else None

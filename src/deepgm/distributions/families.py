@@ -20,13 +20,24 @@ from deepgm.distributions.family import Family, ParamValue
 from deepgm.errors import ParameterError
 
 __all__ = [
-    "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace",
+    "normal_log_density", "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace",
     "Beta", "Gamma", "Dirichlet", "Multinomial",
 ]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 Names = Sequence[str] | str
 Features = int | Sequence[int] | None
+
+
+def normal_log_density(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor,
+                       log_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The Gaussian log-density ``log N(x; loc, scale²) = -(x-μ)²/(2σ²) - log σ - ½ log 2π``, elementwise
+    (broadcasting); ``log_scale`` saves the logarithm when the caller has it. The one home of this formula.
+
+    >>> float(normal_log_density(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(1.0)))  # -½ log 2π
+    -0.9189385175704956
+    """
+    return -((x - loc) ** 2) / (2 * scale**2) - (scale.log() if log_scale is None else log_scale) - _HALF_LOG_2PI
 
 
 class Normal(Family):
@@ -48,10 +59,9 @@ class Normal(Family):
                          net=net, params={"loc": loc, "scale": scale})
 
     def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
-        loc, scale = params["loc"], params["scale"]
-        return -((value - loc) ** 2) / (2 * scale**2) - scale.log() - _HALF_LOG_2PI
+        return normal_log_density(value, params["loc"], params["scale"])
 
-    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+    def _draw_from(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         loc, scale = params["loc"], params["scale"]
         shape = shape + (loc.shape if loc.shape == scale.shape else torch.broadcast_shapes(loc.shape, scale.shape))
         eps = torch.randn(shape, dtype=loc.dtype, device=loc.device)
@@ -82,7 +92,7 @@ class Bernoulli(Family):
             logits, value = torch.broadcast_tensors(logits, value)
         return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
 
-    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+    def _draw_from(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         logits = params.get("logits")
         probs = torch.sigmoid(logits) if logits is not None else params["probs"]
         with torch.no_grad():
@@ -122,8 +132,8 @@ class _Relaxed(Family):
     def _hard(self, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
-        y = super()._draw(params, shape, reparam)
+    def _draw_from(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+        y = super()._draw_from(params, shape, reparam)
         if self.straight_through:
             return self._hard(y) - y.detach() + y  # this order is exactly 0/1 in floating point
         return y

@@ -15,7 +15,6 @@ ones included — sees ``(N, ...)`` inputs.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -26,7 +25,7 @@ from torch.distributions import constraints
 
 from deepgm.distributions.base import Distribution, Shape, _rename, as_shape
 from deepgm.distributions.env import Env
-from deepgm.errors import ParameterError, ShapeError
+from deepgm.errors import DeepGMError, ParameterError, ShapeError
 
 __all__ = ["Family"]
 
@@ -113,12 +112,12 @@ class Family(Distribution):
         self.event_ndim = int(event_ndim)
         extra = self.event_ndim - self.value_event_ndim
         self._sum_dims: tuple[int, ...] = tuple(range(-extra, 0))
-        self._cond_t = tuple(self.cond_var)
         # where each constant lives (the module's own _buffers/_parameters dicts, which .to() updates in
         # place), read directly on the hot path instead of through nn.Module.__getattr__
         self._const_slots: dict[str, tuple[dict[str, Any], str]] = {
             k: (self._parameters if a in self._parameters else self._buffers, a) for k, a in self._consts.items()
         }
+        self._constant = not self._computed and not self._refs
         self._validated = False
 
     # -- parameters ----------------------------------------------------------------------------------
@@ -126,7 +125,8 @@ class Family(Distribution):
         """The parameters given the conditions; by default those of ``net``."""
         if self.net is None:
             return {}
-        return self.net(*conditions)
+        out: dict[str, torch.Tensor] = self.net(*conditions)
+        return out
 
     def _check_constraint(self, name: str, value: torch.Tensor) -> None:
         c = getattr(self.torch_cls, "arg_constraints", {}).get(name)
@@ -141,23 +141,22 @@ class Family(Distribution):
                     f"got {bad.flatten()[:4].tolist()}"
                 )
 
-    def params_at(self, env: Env, cond_key: tuple[int, ...] | None = None) -> dict[str, torch.Tensor]:
-        """The parameters at the conditions in ``env``, computed once per evaluation
-        (``cond_key``: the conditions' versions, when the caller has them already)."""
-        if not self._computed and not self._refs:
+    def params_at(self, env: Env) -> dict[str, torch.Tensor]:
+        """The parameters at the conditions in ``env``, computed once per evaluation (``memo_params``)."""
+        if self._constant:
             return {k: store[a] for k, (store, a) in self._const_slots.items()}
-        key = (id(self), self._cond_key(env) if cond_key is None else cond_key)
-        memo = env.shared.params
-        out = memo.get(key)
-        if out is None:
-            out = self._compute_params(env)
-            memo[key] = out
-        return out
+        return self.memo_params(env)  # type: ignore[no-any-return]  # compute_params's dict
 
-    def _cond_key(self, env: Env) -> tuple[int, ...]:
-        return env.key(self._cond_t, self)
+    def constant_params(self) -> dict[str, torch.Tensor] | None:
+        """The parameters when every one is a constant buffer (given as a number or tensor: not learnable,
+        not computed by a network, not naming another variable); None otherwise."""
+        if not self._constant or any(store is self._parameters for store, _ in self._const_slots.values()):
+            return None
+        return {k: store[a] for k, (store, a) in self._const_slots.items()}
 
-    def _compute_params(self, env: Env) -> dict[str, torch.Tensor]:
+    def compute_params(self, env: Env) -> dict[str, torch.Tensor]:
+        """The network's parameters at the conditions in ``env`` (sample dimensions folded into the batch
+        and restored), with the constant and referenced ones."""
         out: dict[str, torch.Tensor]
         if self._computed:
             names = self._net_inputs
@@ -211,21 +210,25 @@ class Family(Distribution):
     # -- the family's maths (fast paths override these) --------------------------------------------
     def torch_dist(self, params: Mapping[str, torch.Tensor]) -> torch.distributions.Distribution:
         """The ``torch.distributions`` object for ``params`` (no argument validation: done once)."""
-        return self.torch_cls(**params, validate_args=False)
+        cls: Any = self.torch_cls
+        if cls is None:
+            raise DeepGMError(f"{self.owner} has no torch distribution (its class sets no torch_cls)")
+        d: torch.distributions.Distribution = cls(**params, validate_args=False)
+        return d
 
     def _log_prob_value(self, params: Mapping[str, torch.Tensor], value: torch.Tensor) -> torch.Tensor:
         return self.torch_dist(params).log_prob(value)
 
-    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+    def _draw_from(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         d = self.torch_dist(params)
-        if reparam and self.has_rsample:
-            return d.rsample(shape)
-        return d.sample(shape)
+        out: torch.Tensor = d.rsample(shape) if reparam and self.has_rsample else d.sample(shape)
+        return out
 
     def _prepare_value(self, value: Any, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Convert a given value (e.g. class indices to one-hot); check its event shape."""
         if not torch.is_tensor(value):
             value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        checked: torch.Tensor = value
         ne = self.event_ndim
         if ne:
             ref = next(iter(params.values()), None)
@@ -241,26 +244,19 @@ class Family(Distribution):
                         f"{self.owner}: variable '{self.var[0]}' has event shape {tuple(ve)}, "
                         f"expected {tuple(pe)} (from its parameters)"
                     )
-        return value
+        return checked
 
-    # -- the Distribution interface ---------------------------------------------------------------------
-    def draw_into(
-        self, env: Env, sample_shape: Shape = (), batch_n: int | None = None, reparam: bool = True
-    ) -> None:
-        cond_key = self._cond_key(env)
-        key = (id(self), cond_key, sample_shape, batch_n, reparam, env.salt)
-        memo = env.shared.samples
-        hit = memo.get(key)
-        if hit is None:
-            params = self.params_at(env, cond_key)
-            shape = sample_shape
-            if batch_n is not None and not any(c in env.values for c in self.cond_var):
-                shape = shape + (batch_n,)  # nothing to take a batch from (e.g. a PoE with no expert given)
-            sdims = env.sdims
-            base = max([sdims.get(n, 0) for n in self.cond_var]) if sdims and self.cond_var else 0
-            hit = (self._draw(params, shape, reparam), base + len(sample_shape))
-            memo[key] = hit
-        env.set(self.var[0], hit[0], hit[1])
+    # -- the Distribution protocol -----------------------------------------------------------------------
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
+        params = self.params_at(env)
+        shape = sample_shape
+        if batch_n is not None and not any(c in env.values for c in self.cond_var):
+            shape = shape + (batch_n,)  # nothing to take a batch from (e.g. a PoE with no expert given)
+        sdims = env.sdims
+        base = max([sdims.get(n, 0) for n in self.cond_var]) if sdims and self.cond_var else 0
+        return self._draw_from(params, shape, reparam), base + len(sample_shape)
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         params = self.params_at(env)
@@ -271,6 +267,7 @@ class Family(Distribution):
         return lp.sum(self._sum_dims) if self._sum_dims else lp
 
     def sum_event(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` summed over the event dimensions that ``log_prob`` sums over."""
         return t.sum(self._sum_dims) if self._sum_dims else t
 
     # -- public extras -----------------------------------------------------------------------------------
@@ -305,11 +302,7 @@ class Family(Distribution):
         return self.sum_event(self.dist(inputs).entropy())
 
     def replace_var(self, **mapping: str) -> Family:
-        self._check_mapping(mapping)
-        new = copy.copy(self)  # shares modules, parameters and buffers with self
-        new.var = _rename(self.var, mapping)
-        new.cond_var = _rename(self.cond_var, mapping)
-        new._cond_t = tuple(new.cond_var)
+        new = self._renamed(mapping)  # shares modules, parameters and buffers with self
         new._refs = {k: mapping.get(v, v) for k, v in self._refs.items()}
         new._net_inputs = tuple(_rename(list(self._net_inputs), mapping))
         return new

@@ -3,27 +3,23 @@ and a wrapper for any ``torch.distributions`` object."""
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributions as td
 from torch import nn
 
-from deepgm.distributions.base import Distribution, Shape, _rename
+from deepgm.distributions.base import Binding, Distribution, Shape
 from deepgm.distributions.env import Env
-from deepgm.distributions.families import Normal
+from deepgm.distributions.families import Normal, normal_log_density
 from deepgm.distributions.family import Family, ParamValue
 from deepgm.errors import DeepGMError, ParameterError
 
 __all__ = [
     "Deterministic", "Empirical", "MixtureOfNormal", "ProductOfNormal", "MixtureOfExperts", "FromTorch",
 ]
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
 
 class Deterministic(Family):
     """A point mass ``δ(x - f(cond))``: draws return ``loc`` (e.g. an RNN state). It has no density; in a
@@ -42,7 +38,7 @@ class Deterministic(Family):
     def torch_dist(self, params: Mapping[str, torch.Tensor]) -> td.Distribution:
         raise DeepGMError(f"{self.owner} is a point mass: it has no torch distribution")
 
-    def _draw(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
+    def _draw_from(self, params: Mapping[str, torch.Tensor], shape: Shape, reparam: bool) -> torch.Tensor:
         loc = params["loc"]
         return loc.expand(shape + loc.shape) if shape else loc
 
@@ -64,31 +60,42 @@ class Empirical(Distribution):
         super().__init__(var, (), name)
         if len(self.var) != 1:
             raise ValueError(f"{self.owner}: is over exactly one variable, got {self.var}")
+        self.data: torch.Tensor | None
         if data is not None:
             self.register_buffer("data", torch.as_tensor(data))
         else:
             self.data = None
+            self._key_t = tuple(self.var)  # it stands for its variable's given value: a draw is that value
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
+    def new_bindings(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[Binding, ...]:
         if self.data is None:
-            env.get(self.var[0], self)
-            return
+            x = self.var[0]
+            return ((x, env.values[x], env.sdims.get(x, 0), env.versions[x]),)
+        return super().new_bindings(env, sample_shape, batch_n, reparam)
+
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
+        data = self.data
+        assert data is not None
         shape = sample_shape + ((batch_n,) if batch_n else ())
-        idx = torch.randint(len(self.data), shape, device=self.data.device)
-        env.set(self.var[0], self.data[idx], len(sample_shape))
+        idx = torch.randint(len(data), shape, device=data.device)
+        return data[idx], len(sample_shape)
 
     def replace_var(self, **mapping: str) -> Empirical:
-        self._check_mapping(mapping)
-        new = copy.copy(self)
-        new.var = _rename(self.var, mapping)
-        return new
+        return self._renamed(mapping)
 
 
 class MixtureOfNormal(Distribution):
     """``p(x) = Σ_k π_k N(x; μ_k, diag σ_k²)`` with ``loc``/``scale`` of shape ``(K, D)`` and mixing
     ``logits`` or ``probs`` of shape ``(K,)``. ``learnable=True`` makes μ, log σ and the logits parameters
     (a Gaussian-mixture prior learned with the model). ``posterior`` gives ``p(k|x)``."""
+
+    loc: torch.Tensor
+    log_scale: torch.Tensor
+    logits: torch.Tensor
 
     def __init__(self, var: Sequence[str] | str = ("x",), name: str = "p", *, loc: torch.Tensor,
                  scale: torch.Tensor | float = 1.0, logits: torch.Tensor | None = None,
@@ -122,12 +129,12 @@ class MixtureOfNormal(Distribution):
     @property
     def n_components(self) -> int:
         """The number of mixture components K."""
-        return self.loc.shape[0]
+        return int(self.loc.shape[0])
 
     def _component_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log π_k + log N(x; μ_k, σ_k²)`` with shape ``x.shape[:-1] + (K,)``."""
-        z = (x.unsqueeze(-2) - self.loc) / self.log_scale.exp()
-        lp = (-0.5 * z**2 - self.log_scale - _HALF_LOG_2PI).sum(-1)
+        log_scale = self.log_scale
+        lp = normal_log_density(x.unsqueeze(-2), self.loc, log_scale.exp(), log_scale).sum(-1)
         return lp + self.logits.log_softmax(-1)
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
@@ -137,20 +144,22 @@ class MixtureOfNormal(Distribution):
         """The responsibilities ``p(k|x) = π_k N(x; μ_k, σ_k²) / p(x)``, shape ``(..., K)``."""
         return self._component_log_prob(Env(inputs).get(self.var[0], self.owner)).softmax(-1)
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
         shape = sample_shape + ((batch_n,) if batch_n else ())
         k = torch.multinomial(self.logits.softmax(-1), max(math.prod(shape), 1), replacement=True)
         k = k.reshape(shape)
         eps = torch.randn(shape + (self.loc.shape[1],), dtype=self.loc.dtype, device=self.loc.device)
         x = self.loc[k] + eps * self.log_scale.exp()[k]
-        env.set(self.var[0], x if reparam else x.detach(), len(sample_shape))
+        return (x if reparam else x.detach()), len(sample_shape)
 
     def replace_var(self, **mapping: str) -> MixtureOfNormal:
-        self._check_mapping(mapping)
-        new = copy.copy(self)
-        new.var = _rename(self.var, mapping)
-        return new
+        return self._renamed(mapping)
+
+
+def _expert_list(modules: nn.ModuleList) -> list[Normal]:
+    return [cast(Normal, m) for m in modules]
 
 
 def _check_experts(experts: Sequence[Normal], owner: str) -> list[Normal]:
@@ -170,7 +179,10 @@ class ProductOfNormal(Normal):
     """The product of Gaussian experts ``q(z|x,y) ∝ p(z) q(z|x) q(z|y)`` (MVAE): precisions add,
     ``T = Σ_i σ_i⁻²``, ``μ = T⁻¹ Σ_i μ_i σ_i⁻²``. Experts whose conditions are missing from the inputs
     are left out, so ``q(z|x)`` of a missing ``y`` is the same module; with ``prior_expert`` the N(0, I)
-    expert is always included (``features_shape`` then gives z's shape)."""
+    expert is always included (``features_shape`` then gives z's shape; alone, it takes the dtype and
+    device of the experts' parameters)."""
+
+    optional_conditions = True
 
     def __init__(self, experts: Sequence[Normal], name: str = "q", prior_expert: bool = True,
                  features_shape: int | Sequence[int] | None = None) -> None:
@@ -183,20 +195,16 @@ class ProductOfNormal(Normal):
         self.prior_expert = prior_expert
 
     @property
-    def experts(self) -> nn.ModuleList:
+    def experts(self) -> list[Normal]:
         """The Gaussian experts whose product this is."""
         assert isinstance(self.net, nn.ModuleList)
-        return self.net
+        return _expert_list(self.net)
 
     def _check_inputs(self, env: Env, with_var: bool = False) -> None:
         if with_var:
             env.get(self.var[0], self)
 
-    def _cond_key(self, env: Env) -> tuple[int, ...]:
-        v = env.versions
-        return tuple([v.get(n, -1) for n in self._cond_t])
-
-    def _compute_params(self, env: Env) -> dict[str, torch.Tensor]:
+    def compute_params(self, env: Env) -> dict[str, torch.Tensor]:
         present = [e for e in self.experts if all(c in env.values for c in e.cond_var)]
         if not present and not self.prior_expert:
             raise DeepGMError(f"{self.owner}: no expert's conditions {self.cond_var} are in the inputs")
@@ -210,7 +218,12 @@ class ProductOfNormal(Normal):
         if self.prior_expert:
             if precision is None or weighted is None:
                 shape = self.features_shape or ()
-                return {"loc": torch.zeros(shape), "scale": torch.ones(shape)}
+                ref: torch.Tensor | None = next(iter(self.parameters()), None)
+                if ref is None:
+                    ref = next(iter(self.buffers()), None)
+                dtype, device = (ref.dtype, ref.device) if ref is not None else (None, None)
+                return {"loc": torch.zeros(shape, dtype=dtype, device=device),
+                        "scale": torch.ones(shape, dtype=dtype, device=device)}
             precision = precision + 1.0
         assert precision is not None and weighted is not None
         return {"loc": weighted / precision, "scale": precision.rsqrt()}
@@ -221,7 +234,8 @@ class MixtureOfExperts(Distribution):
     conditions are present. A draw picks an expert uniformly per data point and draws from it
     (reparameterised within the expert); ``log_prob`` is ``logsumexp_m log q_m(z|x_m) - log M``."""
 
-    has_density = True
+    optional_conditions = True
+    experts: nn.ModuleList
 
     def __init__(self, experts: Sequence[Normal], name: str = "q") -> None:
         experts = _check_experts(experts, f"MixtureOfExperts '{name}'")
@@ -232,7 +246,7 @@ class MixtureOfExperts(Distribution):
         self.experts = nn.ModuleList(experts)
 
     def _present(self, env: Env) -> list[Normal]:
-        present = [e for e in self.experts if all(c in env.values for c in e.cond_var)]
+        present = [e for e in _expert_list(self.experts) if all(c in env.values for c in e.cond_var)]
         if not present:
             raise DeepGMError(f"{self.owner}: no expert's conditions {self.cond_var} are in the inputs")
         return present
@@ -242,10 +256,12 @@ class MixtureOfExperts(Distribution):
         if with_var:
             env.get(self.var[0], self)
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
         present = self._present(env)
-        draws, sd = [], 0
+        draws: list[torch.Tensor] = []
+        sd = 0
         for e in present:
             scope = env.child()
             e.draw_into(scope, sample_shape, batch_n, reparam)
@@ -256,7 +272,7 @@ class MixtureOfExperts(Distribution):
         choice = torch.randint(len(present), stacked.shape[1: stacked.dim() - ne], device=stacked.device)
         pick = torch.nn.functional.one_hot(choice, len(present)).movedim(-1, 0).to(stacked.dtype)
         z = (stacked * pick.reshape(pick.shape + (1,) * ne)).sum(0)
-        env.set(self.var[0], z, sd)
+        return z, sd
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         present = self._present(env)
@@ -265,8 +281,9 @@ class MixtureOfExperts(Distribution):
 
     def replace_var(self, **mapping: str) -> MixtureOfExperts:
         self._check_mapping(mapping)
-        return MixtureOfExperts([e.replace_var(**{k: v for k, v in mapping.items() if k in e.var + e.cond_var})
-                                 for e in self.experts], self.name)
+        return MixtureOfExperts([cast(Normal, e.replace_var(**{k: v for k, v in mapping.items()
+                                                               if k in e.var + e.cond_var}))
+                                 for e in _expert_list(self.experts)], self.name)
 
 
 class FromTorch(Distribution):
@@ -287,36 +304,34 @@ class FromTorch(Distribution):
         self.fn = fn
         self.event_ndim = event_ndim
 
-    def _dist(self, env: Env) -> td.Distribution:
-        key = (id(self), env.key(tuple(self.cond_var), self))
-        memo = env.shared.params
-        hit = memo.get(key)
-        if hit is None:
-            d = self.fn(*[env.values[c] for c in self.cond_var])
-            if not isinstance(d, td.Distribution):
-                raise TypeError(f"{self.owner}: fn must return a torch Distribution, got {type(d).__name__}")
-            hit = memo[key] = {"dist": d}  # type: ignore[dict-item]
-        return hit["dist"]  # type: ignore[return-value]
+    def compute_params(self, env: Env) -> td.Distribution:
+        """The torch distribution ``fn(*conditions)`` (read it through ``memo_params``)."""
+        d = self.fn(*[env.values[c] for c in self.cond_var])
+        if not isinstance(d, td.Distribution):
+            raise TypeError(f"{self.owner}: fn must return a torch Distribution, got {type(d).__name__}")
+        return d
+
+    def dist_at(self, env: Env) -> td.Distribution:
+        """The torch distribution at the conditions in ``env``, made once per evaluation."""
+        d: td.Distribution = self.memo_params(env)
+        return d
 
     def dist(self, inputs: Mapping[str, Any] | None = None) -> td.Distribution:
         """The torch distribution at the conditioning ``inputs``."""
-        return self._dist(Env(inputs))
+        return self.dist_at(Env(inputs))
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
-        d = self._dist(env)
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
+        d = self.dist_at(env)
         shape = sample_shape + ((batch_n,) if batch_n and not self.cond_var else ())
         x = d.rsample(shape) if reparam and d.has_rsample else d.sample(shape)
         base = max([env.sdims.get(c, 0) for c in self.cond_var], default=0)
-        env.set(self.var[0], x, base + len(sample_shape))
+        return x, base + len(sample_shape)
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
-        lp = self._dist(env).log_prob(env.get(self.var[0], self))
+        lp = self.dist_at(env).log_prob(env.get(self.var[0], self))
         return lp.sum(tuple(range(-self.event_ndim, 0))) if self.event_ndim else lp
 
     def replace_var(self, **mapping: str) -> FromTorch:
-        self._check_mapping(mapping)
-        new = copy.copy(self)
-        new.var = _rename(self.var, mapping)
-        new.cond_var = _rename(self.cond_var, mapping)
-        return new
+        return self._renamed(mapping)

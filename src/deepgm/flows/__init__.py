@@ -10,12 +10,11 @@ over a named variable they make of a base distribution (exact ``log_prob``, ``sa
 torch.Size([3])
 """
 
-from deepgm.flows.distribution import Flow, FlowDistribution, StandardLogistic
+from deepgm.flows.distribution import Flow, StandardLogistic
 from deepgm.flows.inpaint import inpaint, inpaint_sample
-from deepgm.flows.model import FlowModel
 from deepgm.flows.posterior import flow_posterior
 from deepgm.flows.transforms import *  # noqa: F403
 from deepgm.flows.transforms import __all__ as _transforms
 
-__all__ = ["Flow", "FlowDistribution", "FlowModel", "StandardLogistic", "flow_posterior", "inpaint", "inpaint_sample",
+__all__ = ["Flow", "StandardLogistic", "flow_posterior", "inpaint", "inpaint_sample",
            *_transforms]

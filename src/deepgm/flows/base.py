@@ -18,7 +18,7 @@ from deepgm.errors import DeepGMError, ShapeError
 from deepgm.nn.mlp import MLP
 
 __all__ = [
-    "Transform", "Inverse", "Compose", "FlowSequence", "NotInvertibleError", "MLPConditioner",
+    "Transform", "Inverse", "Compose", "NotInvertibleError", "MLPConditioner",
     "ConvConditioner", "sum_except_batch",
 ]
 
@@ -90,9 +90,6 @@ class Compose(Transform):
 
     def __len__(self) -> int:
         return len(self.transforms)
-
-
-FlowSequence = Compose
 
 
 def _check_context(owner: str, context: torch.Tensor | None, context_dim: int, n: int) -> None:

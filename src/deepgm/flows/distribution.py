@@ -9,7 +9,6 @@ whose transforms only run in the sampling direction (IAF, planar) scores its own
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepgm.distributions.base import Distribution, Shape, _rename, as_shape
+from deepgm.distributions.base import Distribution, Shape, as_shape
 from deepgm.distributions.env import Env
 from deepgm.distributions.family import Family
 from deepgm.errors import ShapeError
 from deepgm.flows.base import Compose, Transform
 
-__all__ = ["Flow", "FlowDistribution", "StandardLogistic"]
+__all__ = ["Flow", "StandardLogistic"]
 
 
 class Flow(Distribution):
@@ -35,6 +34,8 @@ class Flow(Distribution):
     concatenated along the last dimension (vectors), through ``context_net`` when given. ``event_shape``:
     the shape of one ``x``; by default the base's ``features_shape``.
 
+    >>> from deepgm.distributions import Normal
+    >>> from deepgm.flows import AffineCoupling, alternating_mask
     >>> base = Normal(var=["u"], loc=0.0, scale=1.0, features_shape=[2])
     >>> flow = Flow(var=["x"], base=base, transforms=[AffineCoupling(alternating_mask(2))])
     >>> flow.log_prob({"x": torch.zeros(5, 2)}).shape
@@ -103,17 +104,21 @@ class Flow(Distribution):
 
     def _run(self, fn: Any, x: torch.Tensor, ctx: torch.Tensor | None,
              detach: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        out: tuple[torch.Tensor, torch.Tensor]
         if not detach:
-            return fn(x, ctx)
-        params = {k: v.detach() for k, v in self.transform.named_parameters()}
-        return torch.func.functional_call(self.transform, params, (x, ctx))
+            out = fn(x, ctx)
+        else:
+            params = {k: v.detach() for k, v in self.transform.named_parameters()}
+            out = torch.func.functional_call(self.transform, params, (x, ctx))
+        return out
 
     # -- the Distribution interface ---------------------------------------------------------------------
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         x = env.get(self.var[0], self)
-        hit = env.shared.samples.get(("flow-logq", id(self), id(x)))
-        if hit is not None and hit[0] is x and not detach_params:
-            return hit[1]
+        if not detach_params:
+            known = env.recall_log_prob(self, x)
+            if known is not None:
+                return known
         if not torch.is_tensor(x):
             x = torch.as_tensor(x, dtype=torch.get_default_dtype())
         lead = self._lead(x)
@@ -125,51 +130,48 @@ class Flow(Distribution):
         scope.set(self.base.var[0], u.reshape(lead + tuple(u.shape[1:])), env.sdims.get(self.var[0], 0))
         return self.base.log_prob_at(scope, detach_params) + ld.reshape(lead)
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
-        key = ("flow", id(self), env.key(tuple(self.cond_var), self), sample_shape, batch_n, reparam, env.salt)
-        memo = env.shared.samples
-        hit = memo.get(key)
-        if hit is None:
-            scope = env.child()
-            uname = self.base.var[0]
-            batch = self._context_batch(env)
-            if batch is None:
-                self.base.draw_into(scope, sample_shape, batch_n, reparam)
-                sdim = scope.sdims.get(uname, 0)
-            else:  # an unconditional base takes its batch from the transforms' context
-                shape, csdim = batch
-                self.base.draw_into(scope, sample_shape + shape, None, reparam)
-                sdim = len(sample_shape) + csdim
-            u = scope.values[uname]
-            lead = self._lead(u)
-            ctx = self._context(env.values, lead)
-            x, ld = self.transform.inverse(u.reshape((-1,) + self.event_shape), ctx)
-            x = x.reshape(lead + tuple(x.shape[1:]))
-            if reparam:
-                log_q = self.base.log_prob_at(scope) - ld.reshape(lead)
-                memo[("flow-logq", id(self), id(x))] = (x, log_q)
-            else:
-                x = x.detach()
-            hit = memo[key] = (x, sdim)
-        env.set(self.var[0], hit[0], hit[1])
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
+        """A base draw (memoised by the base) through ``f⁻¹``; a reparameterised draw remembers its
+        log-density, computed along the way."""
+        scope = env.child()
+        uname = self.base.var[0]
+        batch = self._context_batch(env)
+        if batch is None:
+            self.base.draw_into(scope, sample_shape, batch_n, reparam)
+            sdim = scope.sdims.get(uname, 0)
+        else:  # an unconditional base takes its batch from the transforms' context
+            shape, csdim = batch
+            self.base.draw_into(scope, sample_shape + shape, None, reparam)
+            sdim = len(sample_shape) + csdim
+        u = scope.values[uname]
+        lead = self._lead(u)
+        ctx = self._context(env.values, lead)
+        x, ld = self.transform.inverse(u.reshape((-1,) + self.event_shape), ctx)
+        x = x.reshape(lead + tuple(x.shape[1:]))
+        if not reparam:
+            x = x.detach()
+        if reparam or not torch.is_grad_enabled():
+            # the density along the draw is log q(x) itself; with gradients on, a draw that is not
+            # reparameterised needs log q's gradient at fixed x, which only the data direction gives
+            env.remember_log_prob(self, x, self.base.log_prob_at(scope) - ld.reshape(lead))
+        return x, sdim
 
     def replace_var(self, **mapping: str) -> Flow:
-        self._check_mapping(mapping)
-        new = copy.copy(self)  # shares transforms and parameters with self
+        new = self._renamed(mapping)  # shares transforms and parameters with self
         new._modules = dict(self._modules)
         own = {k: v for k, v in mapping.items() if k in self.base.cond_var}
         if own:
             new._modules["base"] = self.base.replace_var(**own)
-        new.var = _rename(self.var, mapping)
-        new.cond_var = _rename(self.cond_var, mapping)
-        new.context_var = _rename(self.context_var, mapping)
+        new.context_var = [mapping.get(n, n) for n in self.context_var]
         return new
 
     # -- public extras ------------------------------------------------------------------------------------
     def inverse(self, x: torch.Tensor, **conditions: torch.Tensor) -> torch.Tensor:
         """The latent ``u = f(x)`` of data ``x`` (``(..., *event_shape)``) given the conditions."""
         lead = self._lead(x)
+        u: torch.Tensor
         u, _ = self.transform(x.reshape((-1,) + self.event_shape), self._context(conditions, lead))
         return u.reshape(lead + tuple(u.shape[1:]))
 
@@ -188,11 +190,10 @@ class Flow(Distribution):
         return env.values[self.var[0]], self.log_prob_at(env)
 
 
-FlowDistribution = Flow
-
-
 class StandardLogistic(Distribution):
     """``p(u) = Π σ(u_i)(1 - σ(u_i))``, ``log p = -Σ (softplus(u) + softplus(-u))``: NICE's prior."""
+
+    _ref: torch.Tensor  # a buffer: the dtype and device of the draws
 
     def __init__(self, var: Sequence[str] | str = ("u",), name: str = "p_u", *,
                  features_shape: int | Sequence[int]) -> None:
@@ -200,11 +201,12 @@ class StandardLogistic(Distribution):
         self.features_shape: Shape = as_shape(features_shape)
         self.register_buffer("_ref", torch.zeros(()))
 
-    def draw_into(self, env: Env, sample_shape: Shape = (), batch_n: int | None = None,
-                     reparam: bool = True) -> None:
+    def new_draw(
+        self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
+    ) -> tuple[torch.Tensor, int]:
         shape = sample_shape + ((batch_n,) if batch_n else ()) + self.features_shape
         v = torch.rand(shape, dtype=self._ref.dtype, device=self._ref.device).clamp(1e-6, 1 - 1e-6)
-        env.set(self.var[0], torch.log(v) - torch.log1p(-v), len(sample_shape))
+        return torch.log(v) - torch.log1p(-v), len(sample_shape)
 
     def log_prob_at(self, env: Env, detach_params: bool = False) -> torch.Tensor:
         u = env.get(self.var[0], self)
@@ -212,10 +214,7 @@ class StandardLogistic(Distribution):
         return lp.sum(tuple(range(-len(self.features_shape), 0))) if self.features_shape else lp
 
     def replace_var(self, **mapping: str) -> StandardLogistic:
-        self._check_mapping(mapping)
-        new = copy.copy(self)
-        new.var = _rename(self.var, mapping)
-        return new
+        return self._renamed(mapping)
 
 
 

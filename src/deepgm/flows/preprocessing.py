@@ -1,5 +1,16 @@
 """Preprocessing for flows on images: uniform dequantisation and the logit transform, with their
-log-determinants, so that likelihoods are reported for the original data (bits/dim)."""
+log-determinants, so that likelihoods are reported for the original data (bits/dim).
+
+This is the one home of both (the data loaders only binarise): put them first in a flow's transforms.
+
+>>> x = torch.tensor([[0.0, 128 / 255, 1.0]])
+>>> y, log_det = Dequantize(256, "midpoint").eval()(x)
+>>> (y * 256).tolist(), round(float(log_det), 4)
+([[0.5, 128.5, 255.5]], -16.6355)
+>>> z, ld = Logit(0.05)(y)
+>>> torch.allclose(Logit(0.05).inverse(z)[0], y)
+True
+"""
 
 from __future__ import annotations
 
@@ -40,8 +51,12 @@ class Dequantize(Transform):
         k = scaled + (torch.round(scaled) - scaled).detach()  # rounded; gradients pass straight through
         uniform = self.training or self.eval_noise == "uniform"
         v = torch.rand_like(x) if uniform else torch.full_like(x, 0.5)
+        y = (k + v) / self.levels
+        # (L - 1 + v) / L rounds up to exactly 1 in float32 for v close to 1: keep y strictly inside its bin
+        # (so that a Logit with alpha = 0 stays finite), passing gradients straight through as above.
+        y = y + (y.clamp(max=1.0 - torch.finfo(y.dtype).eps) - y).detach()
         d = x[0].numel()
-        return (k + v) / self.levels, x.new_full((x.shape[0],), -d * math.log(self.levels))
+        return y, x.new_full((x.shape[0],), -d * math.log(self.levels))
 
     def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         k = torch.floor(y * self.levels).clamp(0, self.levels - 1)

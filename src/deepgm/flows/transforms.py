@@ -4,7 +4,6 @@ from deepgm.flows.autoregressive import IAF, MADE, MAF, MaskedAffineAutoregressi
 from deepgm.flows.base import (
     Compose,
     ConvConditioner,
-    FlowSequence,
     Inverse,
     MLPConditioner,
     NotInvertibleError,
@@ -36,7 +35,7 @@ from deepgm.flows.preprocessing import Dequantize, Logit, bits_per_dim
 from deepgm.flows.spline import rq_spline
 
 __all__ = [
-    "Transform", "Inverse", "Compose", "FlowSequence", "NotInvertibleError", "MLPConditioner", "ConvConditioner",
+    "Transform", "Inverse", "Compose", "NotInvertibleError", "MLPConditioner", "ConvConditioner",
     "AdditiveCoupling", "AffineCoupling", "RQSplineCoupling", "Scaling", "alternating_mask", "checkerboard_mask",
     "channel_mask", "MADE", "MaskedLinear", "MAF", "IAF", "MaskedAffineAutoregressive", "PlanarFlow", "RadialFlow",
     "CNF", "FFJORD", "ODENet", "exact_trace", "hutchinson_trace", "sample_noise",

@@ -6,8 +6,8 @@ discriminator), :func:`rejection_abc` (the baseline), and the stochastic Lotkaâ€
 """
 
 from deepgm.inference.abc import ABCResult, rejection_abc
-from deepgm.inference.lfvi import LFVI, PosteriorSampler
+from deepgm.inference.lfvi import LFVI
 from deepgm.inference.lotka_volterra import LV_TRUE_LOG_THETA, LotkaVolterra, gillespie_lotka_volterra, lv_summaries
 
-__all__ = ["LFVI", "PosteriorSampler", "ABCResult", "rejection_abc", "LotkaVolterra", "gillespie_lotka_volterra",
+__all__ = ["LFVI", "ABCResult", "rejection_abc", "LotkaVolterra", "gillespie_lotka_volterra",
            "lv_summaries", "LV_TRUE_LOG_THETA"]

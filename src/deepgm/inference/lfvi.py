@@ -20,34 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 
 from deepgm.distributions import Deterministic, Empirical, Normal
 from deepgm.losses.gan import KLGAN
 from deepgm.models.gan import GAN
-from deepgm.nn import MLP
+from deepgm.nn import MLP, AsLoc, Concat
 
-__all__ = ["LFVI", "PosteriorSampler"]
-
-
-class PosteriorSampler(nn.Module):
-    """``θ = f(y, ε)``: an MLP of the (standardised) data and the noise, returned as ``{"loc": θ}``."""
-
-    def __init__(self, y_dim: int, theta_dim: int, noise_dim: int, hidden: Sequence[int] = (64, 64)) -> None:
-        super().__init__()
-        self.net = MLP([y_dim + noise_dim, *hidden, theta_dim], "relu")
-
-    def forward(self, y: torch.Tensor, eps: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loc": self.net(torch.cat([y, eps], -1))}
-
-
-class _PairDiscriminator(nn.Module):
-    def __init__(self, y_dim: int, theta_dim: int, hidden: Sequence[int]) -> None:
-        super().__init__()
-        self.net = MLP([y_dim + theta_dim, *hidden, 1], "leaky_relu")
-
-    def forward(self, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([y, theta], -1))
+__all__ = ["LFVI"]
 
 
 class LFVI:
@@ -70,13 +49,13 @@ class LFVI:
             y_scale = y.std(0).clamp_min(1e-6) if y_scale is None else y_scale
         self.y_loc, self.y_scale = y_loc.float(), y_scale.float()
         k = noise_dim or theta_dim
-        self.sampler = PosteriorSampler(y_dim, theta_dim, k, hidden)
+        self.sampler = AsLoc(MLP([y_dim + k, *hidden, theta_dim], "relu"))  # θ = f(y, ε)
         f = Deterministic(var=["theta"], cond_var=["y", "eps"], net=self.sampler, name="q")
         noise = Normal(var=["eps"], loc=0.0, scale=1.0, features_shape=[k], name="p_eps")
         self.posterior = (f * noise).marginalize_var("eps")  # q(θ|y)
         model_side = Empirical(var=["y"], name="p") * Empirical(var=["theta"], name="p")  # simulated (y, θ)
         fitted_side = Empirical(var=["y"], name="p") * self.posterior  # (y, θ ~ q(θ|y))
-        self.discriminator = _PairDiscriminator(y_dim, theta_dim, hidden)
+        self.discriminator = Concat(MLP([y_dim + theta_dim, *hidden, 1], "leaky_relu"))  # D(y, θ)
         self.objective = KLGAN(model_side, fitted_side, self.discriminator)
         self.model = GAN(self.objective.mean(), self.posterior, x_var="theta", d_steps=d_steps,
                          optimizer_params={"lr": lr}, d_optimizer_params={"lr": d_lr})

@@ -4,7 +4,7 @@ They evaluate (``loss(inputs)``), differentiate through torch, and print (``str(
 ``loss.to_latex()``). See :mod:`deepgm.losses.expr` for when expectations share samples.
 """
 
-from deepgm.losses.adversarial import DensityRatio, permute_dims
+from deepgm.losses.adversarial import AdversarialLoss, DensityRatio, LogisticDiscriminator, permute_dims
 from deepgm.losses.bounds import ELBO, IWELBO, RenyiBound
 from deepgm.losses.core import KL, CrossEntropy, E, Entropy, LogProb
 from deepgm.losses.estimators import REINFORCE
@@ -13,26 +13,23 @@ from deepgm.losses.gan import (
     F_DIVERGENCES,
     FGAN,
     KLGAN,
-    AdversarialLoss,
     BatchE,
     FDivergence,
     HingeGAN,
     LeastSquaresGAN,
     MinimaxGAN,
-    MMDMixture,
     NonSaturatingGAN,
     Wasserstein,
     gradient_penalty,
-    mmd2_mixture,
 )
 from deepgm.losses.iterative import IterativeLoss
-from deepgm.losses.mmd import MMD, mmd2_unbiased
+from deepgm.losses.mmd import MMD, MMDMixture, median_bandwidth, mmd2_mixture, mmd2_unbiased
 from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelation
 
 __all__ = [
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
-    "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "IterativeLoss",
-    "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "permute_dims",
-    "AdversarialLoss", "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN",
+    "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "median_bandwidth",
+    "IterativeLoss", "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "LogisticDiscriminator",
+    "permute_dims", "AdversarialLoss", "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN",
     "HingeGAN", "FGAN", "FDivergence", "F_DIVERGENCES", "gradient_penalty", "MMDMixture", "mmd2_mixture", "BatchE",
 ]

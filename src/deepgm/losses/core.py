@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.distributions as td
 
 from deepgm.distributions.base import Distribution, as_shape
 from deepgm.distributions.env import Env
-from deepgm.distributions.families import Normal
 from deepgm.distributions.family import Family
+from deepgm.distributions.kl import analytic_kl_fn, has_analytic_kl
 from deepgm.errors import ObjectiveError
 from deepgm.losses.expr import Loss, as_loss
 
@@ -99,45 +98,10 @@ class E(Expectation):
         return f"E_{{{self.q.prob_text}}}[{inner}]"
 
 
-def _analytic_available(p: Distribution, q: Distribution) -> bool:
-    if not (isinstance(p, Family) and isinstance(q, Family)):
-        return False
-    pc, qc = getattr(p, "torch_cls", None), getattr(q, "torch_cls", None)
-    if pc is None or qc is None:
-        return False
-    try:
-        fn = td.kl._dispatch_kl(pc, qc)
-    except NotImplementedError:
-        return False
-    return fn is not NotImplemented
-
-
-def _is_standard_normal(d: Distribution) -> bool:
-    """A Normal whose loc and scale are constant buffers equal to 0 and 1."""
-    if not isinstance(d, Normal) or d._computed or d._refs or set(d._consts) != {"loc", "scale"}:
-        return False
-    loc, scale = (getattr(d, d._consts[k]) for k in ("loc", "scale"))
-    if loc.requires_grad or scale.requires_grad or isinstance(loc, torch.nn.Parameter):
-        return False
-    return bool((loc == 0).all()) and bool((scale == 1).all())
-
-
-def _kl_std_normal(pp: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``KL(N(μ,σ²) || N(0,1)) = ½(σ² + μ² - 1) - log σ``."""
-    scale = pp["scale"]
-    return 0.5 * (scale**2 + pp["loc"] ** 2 - 1) - scale.log()
-
-
-def _kl_normal(pp: dict[str, torch.Tensor], qp: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``KL(N(μ₁,σ₁²) || N(μ₂,σ₂²)) = ½(σ₁²/σ₂² + (μ₁-μ₂)²/σ₂² - 1 - log σ₁²/σ₂²)``."""
-    var_ratio = (pp["scale"] / qp["scale"]) ** 2
-    t1 = ((pp["loc"] - qp["loc"]) / qp["scale"]) ** 2
-    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
-
-
 class KL(Loss):
-    """``D_KL[p||q] = E_p[log p - log q]``: analytic where torch's KL registry has the pair (``analytic``
-    None or True), by Monte Carlo with ``sample_shape`` draws otherwise or when ``analytic=False``."""
+    """``D_KL[p||q] = E_p[log p - log q]``: analytic where the pair has a closed form
+    (:func:`~deepgm.distributions.kl.has_analytic_kl`; ``analytic`` None or True), by Monte Carlo with
+    ``sample_shape`` draws otherwise or when ``analytic=False``."""
 
     def __init__(self, p: Distribution, q: Distribution, analytic: bool | None = None,
                  sample_shape: int | Sequence[int] = ()) -> None:
@@ -146,39 +110,23 @@ class KL(Loss):
             raise ObjectiveError(
                 f"KL({p.prob_text}, {q.prob_text}): both must be over the same variables, got {p.var} and {q.var}"
             )
-        available = _analytic_available(p, q)
+        available = has_analytic_kl(p, q)
         if analytic and not available:
             raise ObjectiveError(
                 f"KL({p.prob_text}, {q.prob_text}): no analytic form for {type(p).__name__} and "
                 f"{type(q).__name__}; use analytic=False (Monte Carlo)"
             )
         self.analytic = available if analytic is None else analytic
-        self._both_normal = self.analytic and isinstance(p, Normal) and isinstance(q, Normal)
-        # KL to a constant N(0, I) prior, the VAE's: fewer operations. The prior's buffers are read
-        # here once; a prior whose buffers change later should be an nn.Parameter or a new distribution.
-        self._to_std_normal = self._both_normal and _is_standard_normal(q)
-        if self._to_std_normal:
-            assert isinstance(q, Family)
-            self._std_shape = q.params()["loc"].shape
-            self._std_ndim = max(len(self._std_shape), 1)
+        # specialised once for the pair (e.g. to a constant N(0, I) prior, the VAE's: fewer operations;
+        # the prior's buffers are read here once, see analytic_kl_fn)
+        self.analytic_fn = analytic_kl_fn(p, q) if self.analytic else None
         self.sample_shape = as_shape(sample_shape)
 
     def _eval(self, env: Env) -> Any:
         p, q = self.p, self.q
-        if self.analytic:
-            assert isinstance(p, Family) and isinstance(q, Family)
-            pp = p.params_at(env)
-            if self._to_std_normal:
-                kl = _kl_std_normal(pp)
-                if kl.shape[-self._std_ndim:] != self._std_shape:  # the prior's shape is part of the KL's
-                    kl = kl.expand(torch.broadcast_shapes(kl.shape, self._std_shape))
-                return p.sum_event(kl)
-            qp = q.params_at(env)
-            if self._both_normal:
-                kl = _kl_normal(pp, qp)
-            else:
-                kl = td.kl_divergence(p.torch_dist(pp), q.torch_dist(qp))
-            return p.sum_event(kl)
+        fn = self.analytic_fn
+        if fn is not None:
+            return fn(env)
         scope = env.child()
         p.draw_into(scope, self.sample_shape, None, True)
         return mean_over_samples(p.log_prob_at(scope) - q.log_prob_at(scope), self.sample_shape)
@@ -225,22 +173,26 @@ class Entropy(Loss):
 
 
 class CrossEntropy(Loss):
-    """``H[p, q] = -E_p[log q]``; analytic as ``H[p] + D_KL[p||q]`` where both are available."""
+    """``H[p, q] = -E_p[log q]``; analytic as ``H[p] + D_KL[p||q]`` where both are available, else by
+    Monte Carlo with ``sample_shape`` draws."""
 
     def __init__(self, p: Distribution, q: Distribution, analytic: bool | None = None,
                  sample_shape: int | Sequence[int] = ()) -> None:
         self.p, self.q = _check_dist(p, "CrossEntropy"), _check_dist(q, "CrossEntropy")
-        ok = _analytic_available(p, q)
+        ok = has_analytic_kl(p, q)
         self.analytic = ok if analytic is None else analytic
         if self.analytic and not ok:
             raise ObjectiveError(f"CrossEntropy({p.prob_text}, {q.prob_text}): no analytic form")
-        self._kl = KL(p, q, analytic=self.analytic or False, sample_shape=sample_shape)
-        self._h = Entropy(p, analytic=self.analytic, sample_shape=sample_shape)
+        # the analytic terms, built only in analytic mode
+        self.terms: tuple[Entropy, KL] | None = (
+            (Entropy(p, analytic=True), KL(p, q, analytic=True)) if self.analytic else None
+        )
         self.sample_shape = as_shape(sample_shape)
 
     def _eval(self, env: Env) -> Any:
-        if self.analytic:
-            return self._h._eval(env) + self._kl._eval(env)
+        if self.terms is not None:
+            h, kl = self.terms
+            return h._eval(env) + kl._eval(env)
         scope = env.child()
         self.p.draw_into(scope, self.sample_shape, None, True)
         return mean_over_samples(-self.q.log_prob_at(scope), self.sample_shape)

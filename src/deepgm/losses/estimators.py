@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from deepgm.distributions.base import Distribution, as_shape
 from deepgm.distributions.env import Env
@@ -13,7 +14,37 @@ from deepgm.errors import ObjectiveError
 from deepgm.losses.core import Expectation, _check_dist, mean_over_samples
 from deepgm.losses.expr import Loss, as_loss
 
-__all__ = ["REINFORCE"]
+__all__ = ["REINFORCE", "RunningMean"]
+
+
+class RunningMean(nn.Module):
+    """An exponential moving average of a scalar with ``decay``, in buffers: a model that owns it (through
+    the objective's ``own_modules``) carries it in its ``state_dict`` and checkpoints, moves it with
+    ``.to(device)``, and it moves only in training mode (``eval()`` freezes it)."""
+
+    value: torch.Tensor
+    initialised: torch.Tensor
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"RunningMean: decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.register_buffer("value", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """The average before this update (``current`` itself the first time); in training mode the
+        average then moves to ``decay · average + (1 - decay) · current``."""
+        current = current.detach()
+        if self.value.device != current.device:
+            self.to(current.device)
+        before = torch.where(self.initialised, self.value.to(current.dtype), current)
+        if self.training:
+            self.value.copy_(torch.where(self.initialised, self.decay * before + (1 - self.decay) * current,
+                                         current))
+            self.initialised.fill_(True)
+        return before
 
 
 class REINFORCE(Expectation):
@@ -22,7 +53,8 @@ class REINFORCE(Expectation):
 
     ``baseline`` ``b`` reduces variance: ``None`` (0), a number, an expression evaluated on the same
     inputs (a learned baseline; it is trained to fit ``f`` by adding ``(f - b)²`` to the objective with
-    ``fit_baseline=True``), or ``"ema"``: a running mean of ``f`` with ``decay``.
+    ``fit_baseline=True``), or ``"ema"``: a running mean of ``f`` with ``decay`` (a :class:`RunningMean`
+    the objective owns: it is saved with the model and updated only in training mode, not by ``eval_step``).
     The value of the expression is the plain Monte Carlo estimate of ``E_q[f]``.
     """
 
@@ -37,17 +69,14 @@ class REINFORCE(Expectation):
         self.sample_shape = as_shape(sample_shape)
         self.decay = decay
         self.fit_baseline = fit_baseline
-        self._ema: torch.Tensor | None = None
+        self.running_mean = RunningMean(decay) if baseline == "ema" else None
 
     def _baseline(self, env: Env, f: torch.Tensor) -> tuple[Any, Any]:
         b = self.baseline
         if b is None:
             return 0.0, 0.0
-        if b == "ema":
-            current = f.detach().mean()
-            value = current if self._ema is None else self._ema
-            self._ema = current if self._ema is None else self.decay * self._ema + (1 - self.decay) * current
-            return value, 0.0
+        if self.running_mean is not None:
+            return self.running_mean(f.detach().mean()), 0.0
         if isinstance(b, Loss):
             v = b._eval(env)
             fit = ((f.detach() - v) ** 2) if self.fit_baseline and torch.is_tensor(v) and v.requires_grad else 0.0
@@ -71,6 +100,9 @@ class REINFORCE(Expectation):
 
     def children(self) -> tuple[Loss, ...]:
         return (self.f,) + ((self.baseline,) if isinstance(self.baseline, Loss) else ())
+
+    def own_modules(self) -> tuple[nn.Module, ...]:
+        return (self.running_mean,) if self.running_mean is not None else ()
 
     def _render(self, latex: bool) -> str:
         inner = self.f._render(latex)

@@ -197,7 +197,9 @@ class Constant(Loss):
     def _render(self, latex: bool) -> str:
         v = self.value
         if torch.is_tensor(v):
-            v = v.item() if v.numel() == 1 else "c"
+            if v.numel() != 1:
+                return "c"
+            v = v.item()
         return f"{v:g}" if isinstance(v, float) else str(v)
 
 

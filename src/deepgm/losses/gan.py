@@ -1,14 +1,6 @@
-"""Adversarial objectives: a discriminator (critic) estimates how the model ``q`` differs from the data ``p``.
-
-Every objective here is an expression node over two distributions of the same variables: ``p`` (the
-data side, usually ``Empirical(["x"])`` standing for the inputs; label "real") and ``q`` (the model side,
-e.g. ``p(x) = ∫ p(x|z) p(z) dz``; label "fake"). Evaluated, the node draws a batch from each (``q`` gets as
-many draws as ``p`` gave, unless ``batch_n``), runs the discriminator ``D`` on both — ``D`` receives the
-variables' values positionally in ``p.var`` order, then the condition variables ``cond`` (e.g. the labels
-``y`` of a conditional GAN) — and returns one value per example: the *generator's* objective, to be
-minimised (``.mean()`` it). :meth:`AdversarialLoss.discriminator_loss` is the discriminator's own objective
-(a scalar, on detached draws) to be minimised by its own optimiser; ``deepgm.models.GAN`` (or
-``AuxiliaryObjective``) steps it. With ``r = D(x_p)`` and ``f = D(x_q)``:
+"""The GAN games: each an :class:`~deepgm.losses.adversarial.AdversarialLoss` (how the two sides are drawn
+and the discriminator is called is explained there), giving the generator's and the discriminator's
+per-example terms. With ``r = D(x_p)`` (data) and ``f = D(x_q)`` (model):
 
 ==================  ==========================================  ==========================================
 objective           discriminator minimises                     generator minimises (per example)
@@ -22,12 +14,17 @@ objective           discriminator minimises                     generator minimi
 ``FGAN``            ``-g_f(r) + f*(g_f(f))``                     ``g_f(r) - f*(g_f(f))``
 ==================  ==========================================  ==========================================
 
-The generator's terms on the data side (``r``) matter only where ``p`` has parameters (BiGAN/ALI's
-encoder): they are evaluated then, or when ``data_terms=True`` (e.g. to read the minimax value
-``2 JS - log 4``), and left out otherwise (``data_terms=None``).
+The first three share the logistic discriminator of the density-ratio trick
+(:class:`~deepgm.losses.adversarial.LogisticDiscriminator`). Moment matching needs no discriminator:
+:class:`~deepgm.losses.mmd.MMDMixture` (GMMN, MMD-GAN) lives with the other MMD estimators.
+:class:`BatchE` is the expectation over one batch of a generator's draws (InfoGAN's and ACGAN's terms).
 
-Moment matching needs no discriminator: :class:`MMDMixture` is ``MMD²`` with a mixture of Gaussian
-kernels (GMMN), optionally on learned features (MMD-GAN, with its critic objective).
+>>> from deepgm.distributions import Empirical, Normal
+>>> data, model = Empirical(var=["x"]), Normal(var=["x"], loc=0.0, scale=1.0, features_shape=[2])
+>>> gan = NonSaturatingGAN(data, model, torch.nn.Linear(2, 1))
+>>> x = torch.randn(4, 2)
+>>> str(gan), gan({"x": x}).shape, gan.discriminator_loss()({"x": x}).shape
+('NS_G[p_{data}(x), p(x)]', torch.Size([4]), torch.Size([]))
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,185 +41,17 @@ from torch import nn
 from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
+from deepgm.losses.adversarial import AdversarialLoss, LogisticDiscriminator, Values, batch_size_of
 from deepgm.losses.core import Expectation, _check_dist
 from deepgm.losses.expr import Loss, as_loss
 
 __all__ = [
-    "AdversarialLoss", "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN",
-    "HingeGAN", "FGAN", "FDivergence", "F_DIVERGENCES", "gradient_penalty", "MMDMixture",
-    "mmd2_mixture", "BatchE", "draw_batch",
+    "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN", "HingeGAN", "FGAN",
+    "FDivergence", "F_DIVERGENCES", "gradient_penalty", "BatchE",
 ]
 
-Values = tuple[torch.Tensor, ...]
 
-
-def draw_batch(d: Distribution, env: Env, batch_n: int | None, detach: bool = False) -> Values:
-    """Draw ``d`` in a child scope of ``env``; its variables' values in ``d.var`` order."""
-    scope = env.child()
-    d.draw_into(scope, (), batch_n, True)
-    out = tuple(scope.values[v] for v in d.var)
-    return tuple(t.detach() for t in out) if detach else out
-
-
-def _batch_size(values: Values) -> int:
-    t = values[0]
-    if not torch.is_tensor(t) or t.dim() == 0:
-        raise ObjectiveError("an adversarial objective needs batched draws (B, ...); got a scalar draw")
-    return int(t.shape[0])
-
-
-class AdversarialLoss(Loss):
-    """The common machinery (see the module docstring); subclasses give the four per-example terms."""
-
-    symbol: ClassVar[str] = "GAN"
-
-    def __init__(self, p: Distribution, q: Distribution, discriminator: nn.Module, *,
-                 cond: Sequence[str] = (), batch_n: int | None = None, data_terms: bool | None = None) -> None:
-        name = type(self).__name__
-        self.p, self.q = _check_dist(p, name), _check_dist(q, name)
-        if sorted(p.var) != sorted(q.var):
-            raise ObjectiveError(
-                f"{name}({p.prob_text}, {q.prob_text}): both must be over the same variables, got {p.var} and {q.var}"
-            )
-        if not isinstance(discriminator, nn.Module):
-            raise ObjectiveError(f"{name}: the discriminator must be an nn.Module, got {type(discriminator).__name__}")
-        self.discriminator = discriminator
-        self.cond = tuple([cond] if isinstance(cond, str) else cond)
-        self.batch_n = batch_n
-        self.data_terms = data_terms
-
-    # -- draws and the discriminator ------------------------------------------------------------------
-    def _draws(self, env: Env, detach: bool = False) -> tuple[Values, Values, Values]:
-        """(data-side values, model-side values, condition values), each in ``p.var`` order."""
-        real = draw_batch(self.p, env, self.batch_n, detach)
-        n = _batch_size(real)
-        scope = env.child()
-        self.q.draw_into(scope, (), n, True)
-        fake = tuple(scope.values[v] for v in self.p.var)
-        if detach:
-            fake = tuple(t.detach() for t in fake)
-        if _batch_size(fake) != n:
-            raise ObjectiveError(
-                f"{type(self).__name__}: {self.p.prob_text} gave {n} draws but {self.q.prob_text} gave "
-                f"{_batch_size(fake)}; the two sides must have the same batch size"
-            )
-        cond = tuple(env.get(c, f"{type(self).__name__} (condition of the discriminator)") for c in self.cond)
-        return real, fake, cond
-
-    def critic(self, *values: torch.Tensor) -> torch.Tensor:
-        """The discriminator's raw output ``v``, one per example ``(B,)``."""
-        out = self.discriminator(*values)
-        if out.dim() > 1 and out[0].numel() != 1:
-            raise ObjectiveError(
-                f"{type(self).__name__}: the discriminator must return one value per example, got shape "
-                f"{tuple(out.shape)}"
-            )
-        return out.reshape(out.shape[0])
-
-    # -- the objective's terms (per example) --------------------------------------------------------------
-    def generator_real(self, r: torch.Tensor) -> torch.Tensor:
-        """The generator's term at ``r = D(x_p)``."""
-        raise NotImplementedError
-
-    def generator_fake(self, f: torch.Tensor) -> torch.Tensor:
-        """The generator's term at ``f = D(x_q)``."""
-        raise NotImplementedError
-
-    def discriminator_real(self, r: torch.Tensor) -> torch.Tensor:
-        """The discriminator's loss at ``r = D(x_p)``."""
-        raise NotImplementedError
-
-    def discriminator_fake(self, f: torch.Tensor) -> torch.Tensor:
-        """The discriminator's loss at ``f = D(x_q)``."""
-        raise NotImplementedError
-
-    def penalty(self, real: Values, fake: Values, cond: Values) -> torch.Tensor | None:
-        """An extra (per-example) term of the discriminator's loss, e.g. a gradient penalty."""
-        return None
-
-    def after_discriminator_step(self) -> None:
-        """Called after every optimiser step of the discriminator (weight clipping)."""
-
-    def log_ratio(self, *values: torch.Tensor) -> torch.Tensor:
-        """``log p(x)/q(x)`` read off an optimal discriminator (where the objective defines it)."""
-        raise ObjectiveError(f"{type(self).__name__}: its optimal discriminator does not give the density ratio")
-
-    # -- the Loss interface ----------------------------------------------------------------------------
-    def _uses_data_terms(self) -> bool:
-        if self.data_terms is not None:
-            return self.data_terms
-        return any(w.requires_grad for w in self.p.parameters())
-
-    def _eval(self, env: Env) -> Any:
-        real, fake, cond = self._draws(env)
-        out = self.generator_fake(self.critic(*fake, *cond))
-        if self._uses_data_terms():
-            out = out + self.generator_real(self.critic(*real, *cond))
-        return out
-
-    def discriminator_loss(self) -> Loss:
-        """The discriminator's objective: the mean of its per-example loss on detached draws (a scalar)."""
-        return _DiscriminatorLoss(self)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.p, self.q)
-
-    def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.p.var)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return tuple(self.p.cond_var + self.q.cond_var) + self.cond
-
-    def _render(self, latex: bool) -> str:
-        a, b = self.p.prob_text, self.q.prob_text
-        if latex:
-            return rf"\mathcal{{L}}^{{\mathrm{{{self.symbol}}}}}_{{G}}\left[{a}, {b}\right]"
-        return f"{self.symbol}_G[{a}, {b}]"
-
-
-class _DiscriminatorLoss(Loss):
-    def __init__(self, adv: AdversarialLoss) -> None:
-        self.adv = adv
-
-    def _eval(self, env: Env) -> Any:
-        a = self.adv
-        real, fake, cond = a._draws(env, detach=True)
-        loss = a.discriminator_real(a.critic(*real, *cond)) + a.discriminator_fake(a.critic(*fake, *cond))
-        extra = a.penalty(real, fake, cond)
-        if extra is not None:
-            loss = loss + extra
-        return loss.mean()
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return self.adv.own_distributions()
-
-    def own_modules(self) -> tuple[nn.Module, ...]:
-        return (self.adv.discriminator,)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return self.adv.own_inputs()
-
-    def _render(self, latex: bool) -> str:
-        a, b, s = self.adv.p.prob_text, self.adv.q.prob_text, self.adv.symbol
-        if latex:
-            return rf"\mathcal{{L}}^{{\mathrm{{{s}}}}}_{{D}}\left[{a}, {b}\right]"
-        return f"{s}_D[{a}, {b}]"
-
-
-class _LogisticDiscriminator(AdversarialLoss):
-    """The discriminator is a classifier trained by logistic regression: at its optimum ``D = log p/q``."""
-
-    def discriminator_real(self, r: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-r)  # -log σ(r)
-
-    def discriminator_fake(self, f: torch.Tensor) -> torch.Tensor:
-        return F.softplus(f)  # -log(1 - σ(f))
-
-    def log_ratio(self, *values: torch.Tensor) -> torch.Tensor:
-        return self.critic(*values)
-
-
-class MinimaxGAN(_LogisticDiscriminator):
+class MinimaxGAN(LogisticDiscriminator):
     """Goodfellow et al.'s minimax game ``min_G max_D E_p log σ(D) + E_q log(1 - σ(D))``; at the optimal
     ``D`` the value is ``2 JS(p, q) - log 4``."""
 
@@ -235,7 +64,7 @@ class MinimaxGAN(_LogisticDiscriminator):
         return -F.softplus(f)
 
 
-class NonSaturatingGAN(_LogisticDiscriminator):
+class NonSaturatingGAN(LogisticDiscriminator):
     """The non-saturating generator loss ``-log σ(D(x_q))`` (labels swapped: ``-log(1-σ(D(x_p)))`` on the
     data side, which matters only for an encoder, BiGAN/ALI)."""
 
@@ -248,7 +77,7 @@ class NonSaturatingGAN(_LogisticDiscriminator):
         return F.softplus(-f)
 
 
-class KLGAN(_LogisticDiscriminator):
+class KLGAN(LogisticDiscriminator):
     """``D_KL[q||p] = E_q[log q/p] ≈ E_q[-D(x)]`` with ``D ≈ log p/q`` by logistic regression."""
 
     symbol = "KL"
@@ -266,7 +95,7 @@ def gradient_penalty(critic: Callable[..., torch.Tensor], real: Values, fake: Va
     (the same ε for every variable; conditions are not interpolated). The norm is over all the
     interpolated variables of one example. Returns ``(penalty (B,), gradient norm (B,))``; the graph is
     kept (``create_graph``) so the penalty trains the critic."""
-    n = _batch_size(real)
+    n = batch_size_of(real)
     if eps is None:
         eps = torch.rand(n, device=real[0].device, dtype=real[0].dtype)
     inter = []
@@ -277,7 +106,7 @@ def gradient_penalty(critic: Callable[..., torch.Tensor], real: Values, fake: Va
         inter.append((e * a + (1 - e) * b).detach().requires_grad_(True))
     out = critic(*inter, *cond)
     grads = torch.autograd.grad(out.sum(), inter, create_graph=True)
-    sq = sum(g.reshape(n, -1).pow(2).sum(1) for g in grads)
+    sq = torch.stack([g.reshape(n, -1).pow(2).sum(1) for g in grads]).sum(0)
     norm = torch.sqrt(sq + 1e-12)
     return (norm - target) ** 2, norm
 
@@ -442,103 +271,6 @@ class FGAN(AdversarialLoss):
         return self.fdiv.log_ratio(self.T(*values))
 
 
-# -- moment matching ----------------------------------------------------------------------------------------
-def mmd2_mixture(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-                 relative: bool = True) -> torch.Tensor:
-    """Unbiased ``MMD²`` with the kernel ``k = Σ_h exp(-‖x - y‖² / (2 h²))`` summed over ``bandwidths``.
-
-    ``relative=True`` scales every ``h`` by the median-heuristic bandwidth of ``y`` (``h₀² = median ‖·‖²/2``,
-    detached), so the mixture follows the data's scale. ``x (n, ...)`` and ``y (m, ...)`` are flattened."""
-    x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-    if x.shape[1] != y.shape[1]:
-        raise ObjectiveError(f"mmd2_mixture: samples have {x.shape[1]} and {y.shape[1]} features")
-    n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        raise ObjectiveError(f"mmd2_mixture: needs at least 2 samples from each side, got {n} and {m}")
-    if not bandwidths:
-        raise ObjectiveError("mmd2_mixture: give at least one bandwidth")
-    dxx, dyy, dxy = torch.cdist(x, x).pow(2), torch.cdist(y, y).pow(2), torch.cdist(x, y).pow(2)
-    scale = 1.0
-    if relative:
-        off = dyy.detach()[~torch.eye(m, dtype=torch.bool, device=y.device)]
-        scale = float((off.median() / 2).clamp_min(1e-12).sqrt())
-    kxx = kyy = kxy = 0.0
-    for h in bandwidths:
-        g = 1.0 / (2 * (h * scale) ** 2)
-        kxx = kxx + torch.exp(-g * dxx)
-        kyy = kyy + torch.exp(-g * dyy)
-        kxy = kxy + torch.exp(-g * dxy)
-    assert torch.is_tensor(kxx) and torch.is_tensor(kyy) and torch.is_tensor(kxy)
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return sxx + syy - 2 * kxy.mean()
-
-
-class MMDMixture(AdversarialLoss):
-    """``MMD²[p, q]`` with a mixture of Gaussian kernels (:func:`mmd2_mixture`), a scalar: GMMN (Li et al.
-    2015) minimises it. With ``features`` (MMD-GAN, Li et al. 2017) the kernel acts on ``[x, φ(x)]``
-    (``include_input``) and φ, the critic, maximises the MMD: its loss is ``-MMD²`` (weights clipped to
-    ``clip`` after every step, if given)."""
-
-    symbol = "MMD"
-
-    def __init__(self, p: Distribution, q: Distribution, features: nn.Module | None = None, *,
-                 bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), include_input: bool = True,
-                 clip: float | None = None, batch_n: int | None = None) -> None:
-        super().__init__(p, q, features if features is not None else nn.Identity(), batch_n=batch_n)
-        self.features, self.bandwidths, self.include_input, self.clip = features, tuple(bandwidths), include_input, clip
-
-    def _embed(self, values: Values) -> torch.Tensor:
-        flat = torch.cat([v.reshape(v.shape[0], -1).to(torch.get_default_dtype()) for v in values], 1)
-        if self.features is None:
-            return flat
-        phi = self.features(*values)
-        phi = phi.reshape(phi.shape[0], -1)
-        return torch.cat([flat, phi], 1) if self.include_input else phi
-
-    def _mmd(self, env: Env, detach: bool) -> torch.Tensor:
-        real, fake, _ = self._draws(env, detach)
-        return mmd2_mixture(self._embed(fake), self._embed(real), self.bandwidths)
-
-    def _eval(self, env: Env) -> Any:
-        return self._mmd(env, False)
-
-    def discriminator_loss(self) -> Loss:
-        if self.features is None:
-            raise ObjectiveError("MMDMixture: without features (GMMN) there is no critic to train")
-        return _MMDCriticLoss(self)
-
-    @torch.no_grad()
-    def after_discriminator_step(self) -> None:
-        if self.clip is not None and self.features is not None:
-            for w in self.features.parameters():
-                w.clamp_(-self.clip, self.clip)
-
-    def _render(self, latex: bool) -> str:
-        a, b = self.p.prob_text, self.q.prob_text
-        return rf"\mathrm{{MMD}}^2_{{\Sigma k}}\left[{a}, {b}\right]" if latex else f"MMD^2_mix[{a}, {b}]"
-
-
-class _MMDCriticLoss(Loss):
-    def __init__(self, mmd: MMDMixture) -> None:
-        self.mmd = mmd
-
-    def _eval(self, env: Env) -> Any:
-        return -self.mmd._mmd(env, True)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return self.mmd.own_distributions()
-
-    def own_modules(self) -> tuple[nn.Module, ...]:
-        return (self.mmd.discriminator,)
-
-    def own_inputs(self) -> tuple[str, ...]:
-        return self.mmd.own_inputs()
-
-    def _render(self, latex: bool) -> str:
-        return "-" + self.mmd._render(latex)
-
-
 # -- expectations over a batch of draws -----------------------------------------------------------------------
 class BatchE(Expectation):
     """``E_{q}[f]`` drawing one batch from ``q``: as many draws as the input ``batch_like`` has rows (for a
@@ -548,13 +280,13 @@ class BatchE(Expectation):
     def __init__(self, q: Distribution, f: Loss | float, batch_like: str = "x", detach: bool = False) -> None:
         self.q = _check_dist(q, "BatchE")
         self.f = as_loss(f)
-        self.batch_like, self.detach = batch_like, detach
+        self.batch_like, self.detach_draws = batch_like, detach  # not `detach`: that is Loss.detach()
 
     def _eval(self, env: Env) -> Any:
         ref = env.get(self.batch_like, f"BatchE (batch size from '{self.batch_like}')")
         scope = env.child()
         self.q.draw_into(scope, (), int(ref.shape[0]), True)
-        if self.detach:
+        if self.detach_draws:
             for v in self.q.var:
                 scope.set(v, scope.values[v].detach(), scope.sdims.get(v, 0))
         return self.f._eval(scope)
@@ -564,7 +296,7 @@ class BatchE(Expectation):
 
     def _render(self, latex: bool) -> str:
         inner = self.f._render(latex)
-        sg = (r"\operatorname{sg}" if latex else "sg") if self.detach else ""
+        sg = (r"\operatorname{sg}" if latex else "sg") if self.detach_draws else ""
         if latex:
             return rf"\mathbb{{E}}_{{{sg}{self.q.prob_text}}}\left[{inner}\right]"
         return f"E_{{{sg}{self.q.prob_text}}}[{inner}]"

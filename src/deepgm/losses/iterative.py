@@ -47,8 +47,8 @@ class IterativeLoss(Loss):
                 step.set(v, env.get(v, "IterativeLoss")[t])
             if self.timestep_var is not None:
                 step.set(self.timestep_var, torch.tensor(t))
-            total = total + self.step_loss._eval(step)
-            trace = env.shared.trace
+            with env.tracing() as trace:  # what this step, and only this step, draws or computes
+                total = total + self.step_loss._eval(step)
             for new, old in self.update_value.items():
                 if new not in trace:
                     raise ObjectiveError(f"IterativeLoss: update_value needs '{new}', which step {t} "

@@ -7,10 +7,11 @@ import math
 from typing import Any, Literal
 
 import torch
+import torch.distributions as td
 
 from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
-from deepgm.distributions.families import Categorical, Normal
+from deepgm.distributions.families import Categorical, Normal, normal_log_density
 from deepgm.errors import ObjectiveError
 from deepgm.losses.core import Expectation, _check_dist
 from deepgm.losses.expr import Loss, as_loss
@@ -38,7 +39,9 @@ class Enumerate(Expectation):
     def _eval(self, env: Env) -> Any:
         q = self.q
         assert isinstance(q, Categorical)
-        probs = q.torch_dist(q.params_at(env)).probs  # (..., B, K)
+        dist = q.torch_dist(q.params_at(env))
+        assert isinstance(dist, td.OneHotCategorical)
+        probs: torch.Tensor = dist.probs  # (..., B, K)
         k = probs.shape[-1]
         values = torch.eye(k, dtype=probs.dtype, device=probs.device)
         values = values.reshape((k,) + (1,) * (probs.dim() - 1) + (k,)).expand((k,) + probs.shape)
@@ -109,8 +112,7 @@ class TotalCorrelation(Loss):
         b = z.shape[0]
         z, loc, scale = (t.reshape(b, -1) for t in (z, params["loc"], params["scale"]))
         # log q(z_i,d | x_j): (B_i, B_j, D)
-        lq = (-0.5 * ((z.unsqueeze(1) - loc.unsqueeze(0)) / scale.unsqueeze(0)) ** 2
-              - scale.unsqueeze(0).log() - 0.5 * math.log(2 * math.pi))
+        lq = normal_log_density(z.unsqueeze(1), loc.unsqueeze(0), scale.unsqueeze(0))
         n = max(self.dataset_size, b)
         log_w = torch.full((b, b), math.log((n - 1) / (n * (b - 1))) if b > 1 else 0.0, dtype=z.dtype,
                            device=z.device)

@@ -1,4 +1,6 @@
-"""Evaluation: likelihoods, representation quality and disentanglement, accuracies."""
+"""Evaluation: sample quality (FID, IS, mode coverage, precision/recall), representation quality and
+disentanglement, accuracies. :mod:`deepgm.metrics.mnist` scores 28×28 images with the MNIST classifier
+shipped in the package. (Likelihoods are estimated by the models: :func:`deepgm.models.log_likelihood`.)"""
 
 from deepgm.metrics.gan import (
     MNISTClassifier,
@@ -19,9 +21,9 @@ from deepgm.metrics.latent import (
     factorvae_score,
     mutual_information_gap,
 )
-from deepgm.models.likelihood import log_likelihood
+from deepgm.metrics.mnist import CLASSIFIER_WEIGHTS, fits_mnist_classifier, mnist_classifier, mnist_scores
 
-__all__ = ["log_likelihood", "active_units", "mutual_information_gap", "factorvae_score", "accuracy",
-           "cluster_accuracy", "discrete_mutual_information", "fid", "frechet_distance", "gaussian_statistics",
-           "inception_score", "mode_coverage", "precision_recall", "MNISTClassifier", "load_mnist_classifier",
-           "inception_features"]
+__all__ = ["active_units", "mutual_information_gap", "factorvae_score", "accuracy", "cluster_accuracy",
+           "discrete_mutual_information", "fid", "frechet_distance", "gaussian_statistics", "inception_score",
+           "mode_coverage", "precision_recall", "MNISTClassifier", "load_mnist_classifier", "inception_features",
+           "CLASSIFIER_WEIGHTS", "fits_mnist_classifier", "mnist_classifier", "mnist_scores"]

@@ -2,7 +2,7 @@
 mixtures, and precision/recall for distributions.
 
 Inception weights cannot be downloaded here: the feature network is any callable ``images → features``
-(:class:`MNISTClassifier`, trained by ``scripts/train_mnist_classifier.py`` and loaded by
+(:class:`deepgm.nn.MNISTClassifier`, trained by ``scripts/train_mnist_classifier.py`` and loaded by
 :func:`load_mnist_classifier`, defines MNIST-FID and MNIST-IS; :func:`inception_features` wraps
 torchvision's Inception v3 when it and its weights are present locally). Scores computed with different
 networks are not comparable.
@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepgm.nn.classifier import MNISTClassifier
+
 __all__ = [
     "gaussian_statistics", "frechet_distance", "fid", "inception_score", "mode_coverage",
-    "precision_recall", "MNISTClassifier", "load_mnist_classifier", "inception_features", "extract",
+    "precision_recall", "load_mnist_classifier", "inception_features", "extract",
 ]
 
 Features = Callable[[torch.Tensor], torch.Tensor]
@@ -146,29 +148,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> dict
     return {"precision": inside(fake, real, radii(real)), "recall": inside(real, fake, radii(fake))}
 
 
-class MNISTClassifier(nn.Module):
-    """A small convolutional classifier of 28×28 images (flat 784 inputs accepted): ``features(x)`` (the
-    128-d penultimate layer) defines MNIST-FID, ``forward(x)`` (10 logits) MNIST-IS."""
-
-    def __init__(self, n_classes: int = 10) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
-        )
-        self.head = nn.Linear(128, n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate features ``(n, 128)``."""
-        return self.body(x.reshape(-1, 1, 28, 28).float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
 def load_mnist_classifier(path: str | os.PathLike[str]) -> MNISTClassifier:
-    """The :class:`MNISTClassifier` saved at ``path`` (a ``state_dict`` written by
+    """The :class:`~deepgm.nn.MNISTClassifier` saved at ``path`` (a ``state_dict`` written by
     ``scripts/train_mnist_classifier.py``; loaded with ``weights_only=True``), in eval mode."""
     path = Path(path)
     if not path.exists():

@@ -12,37 +12,31 @@ a number the trainer can validate and select checkpoints by, which a generator l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
 from deepgm.distributions.base import Distribution
 from deepgm.errors import ObjectiveError
+from deepgm.losses.adversarial import AdversarialLoss
 from deepgm.losses.expr import Loss
-from deepgm.losses.gan import AdversarialLoss, mmd2_mixture
+from deepgm.losses.mmd import mmd2_mixture
+from deepgm.models.evaluation import conditions_of, generator_metrics, rows, save_sample_figure
 from deepgm.models.model import AuxiliaryObjective, Model
 
-__all__ = ["GAN", "discriminator_objective", "MinibatchDiscrimination"]
+if TYPE_CHECKING:
+    from deepgm.data.prepared import DataInfo
 
-
-def _with_hooks(factory: Callable[..., torch.optim.Optimizer],
-                hooks: Sequence[Callable[[], None]]) -> Callable[..., torch.optim.Optimizer]:
-    """An optimiser factory whose optimisers call ``hooks`` after every step (e.g. weight clipping)."""
-
-    def make(params: Any, **kw: Any) -> torch.optim.Optimizer:
-        opt = factory(params, **kw)
-        if hooks:
-            opt.register_step_post_hook(lambda *_: [h() for h in hooks])
-        return opt
-
-    return make
+__all__ = ["GAN", "discriminator_objective"]
 
 
 def discriminator_objective(loss: Loss, *, modules: Sequence[nn.Module] = (), extra: Loss | None = None,
                             optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
                             optimizer_params: Mapping[str, Any] | None = None, steps: int = 1,
-                            when: str = "before", name: str = "discriminator") -> AuxiliaryObjective:
+                            when: Literal["before", "after"] = "before",
+                            name: str = "discriminator") -> AuxiliaryObjective:
     """The :class:`AuxiliaryObjective` training the discriminators of every adversarial term of ``loss``:
     the sum of their ``discriminator_loss()`` (plus ``extra``), with their post-step hooks (clipping)."""
     advs = adversarial_terms(loss)
@@ -56,9 +50,9 @@ def discriminator_objective(loss: Loss, *, modules: Sequence[nn.Module] = (), ex
         total = total + extra
     hooks = [a.after_discriminator_step for a in advs]
     owned = [m for node in total.walk() for m in node.own_modules()]
-    return AuxiliaryObjective(total, modules=(*owned, *modules), optimizer=_with_hooks(optimizer, hooks),
+    return AuxiliaryObjective(total, modules=(*owned, *modules), optimizer=optimizer,
                               optimizer_params=dict(optimizer_params or {}), steps=steps,
-                              when=when, name=name)  # type: ignore[arg-type]
+                              when=when, name=name, after_step=hooks)
 
 
 def adversarial_terms(loss: Loss) -> list[AdversarialLoss]:
@@ -80,6 +74,8 @@ class GAN(Model):
     modules it trains beyond the adversarial terms' own. With no adversarial term (GMMN) it is a plain
     model trained by one optimiser.
     """
+
+    generator: Distribution  # set in __init__ (not a submodule: its weights live in ``distributions``)
 
     def __init__(self, loss: Loss, generator: Distribution, *, distributions: Sequence[Distribution] | None = None,
                  d_steps: int = 1, optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
@@ -127,41 +123,24 @@ class GAN(Model):
         with torch.no_grad():
             return float(mmd2_mixture(fake, x, self.eval_bandwidths))
 
+    def evaluate(self, test_data: Mapping[str, torch.Tensor], *, k: int = 1000,
+                 info: DataInfo | None = None) -> dict[str, Any]:
+        """Sample-based scores of as many draws as there are test examples (conditioned on the test
+        labels for a conditional generator): MNIST-FID and MNIST-IS on 28×28 images, else MMD², precision
+        and recall (and mode coverage on the toy mixtures); see
+        :func:`~deepgm.models.evaluation.generator_metrics`. ``k`` is not used (no likelihood)."""
+        x = test_data[self.x_var]
+        conds = conditions_of(test_data, self.generator.cond_var)
+        fake = torch.cat([self.generate(len(x[i:i + 1000]), **{c: v[i:i + 1000] for c, v in conds.items()})
+                          for i in range(0, len(x), 1000)])
+        return generator_metrics(fake, x, info, self.eval_bandwidths)
+
+    def figures(self, out_dir: Path, test_data: Mapping[str, torch.Tensor], info: DataInfo) -> list[Path]:
+        """``samples.png``: 64 draws (at the first test labels for a conditional generator), as an image
+        grid or a 2-D scatter."""
+        conds = conditions_of(test_data, self.generator.cond_var, 64)
+        path = save_sample_figure(self.generate(rows(conds, 64), **conds), out_dir / "samples.png", info)
+        return [path] if path is not None else []
+
     test_step = eval_step
 
-
-class _PairwiseL1(torch.autograd.Function):
-    """``‖m_i - m_j‖₁`` for ``m (K, B, d)`` → ``(K, B, B)``: ``torch.cdist`` forward, and a backward written
-    with differentiable operations, so gradient penalties (double backward) work, which cdist's do not."""
-
-    @staticmethod
-    def forward(ctx: Any, m: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(m)
-        return torch.cdist(m, m, p=1.0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (m,) = ctx.saved_tensors
-        sign = torch.sign(m.unsqueeze(2) - m.unsqueeze(1))  # (K, B, B, d)
-        return ((grad + grad.transpose(1, 2)).unsqueeze(-1) * sign).sum(2)
-
-
-class MinibatchDiscrimination(nn.Module):
-    """Minibatch discrimination (Salimans et al. 2016), a cure for mode collapse: ``M_i = x_i T`` (``K``
-    kernels of dimension ``d``), ``o_k(x_i) = Σ_{j≠i} exp(-‖M_{i,k} - M_{j,k}‖₁)``; returns
-    ``[x, log(1 + o(x))]``, so the discriminator sees how close each example is to the rest of its batch.
-
-    ``log_features`` (default True) passes ``log(1 + o)`` rather than the raw sums, which reach ``B - 1``
-    for a collapsed batch and saturate the discriminator: in ``benchmarks/gans.py``'s ring study the raw
-    sums made the minimax and non-saturating GANs diverge, the logarithm let NS-GAN cover every mode."""
-
-    def __init__(self, in_features: int, n_kernels: int = 16, kernel_dim: int = 8, log_features: bool = True) -> None:
-        super().__init__()
-        self.T = nn.Parameter(torch.randn(in_features, n_kernels * kernel_dim) * 0.1)
-        self.n_kernels, self.kernel_dim, self.log_features = n_kernels, kernel_dim, log_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = (x @ self.T).reshape(x.shape[0], self.n_kernels, self.kernel_dim).transpose(0, 1)  # (K, B, d)
-        l1 = _PairwiseL1.apply(m)  # (K, B, B); the (K, B, B, d) differences only in the backward pass
-        o = torch.exp(-l1).sum(-1).t() - 1.0  # leave out j = i (exp(0) = 1)
-        return torch.cat([x, torch.log1p(o) if self.log_features else o], 1)

@@ -1,11 +1,18 @@
-"""A model is an objective, the distributions it trains, and an optimiser."""
+"""A model is an objective, the distributions it trains, and an optimiser.
+
+Every objective a model has — the main one and the auxiliary ones (a GAN's discriminator, a density
+ratio's classifier) — is stepped by one function, :meth:`Model._step`: mixed precision (autocast and a
+gradient scaler per optimiser), averaging of the value and gradients over processes, the non-finite
+guard (``on_nonfinite``), gradient clipping, the ``schedule`` of the objective's parameters, and the
+objective's post-step hooks apply to each in the same way.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,36 +23,21 @@ from torch import nn
 from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import NonFiniteLossError, ObjectiveError
+from deepgm.io import save_atomic
 from deepgm.losses.expr import Loss
 from deepgm.training import distributed as _dist
 
-__all__ = ["Model", "AuxiliaryObjective", "atomic_save"]
+__all__ = ["Model", "AuxiliaryObjective"]
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
-
-
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass
 class AuxiliaryObjective:
     """A second objective with parameters and an optimiser of its own (a discriminator, a critic),
     stepped ``steps`` times ``before`` or ``after`` every step of the main objective. ``modules`` default
-    to the modules the objective owns (e.g. the discriminator of ``DensityRatio.discriminator_loss()``)."""
+    to the modules the objective owns (e.g. the discriminator of ``DensityRatio.discriminator_loss()``);
+    ``after_step`` functions run after every step of its optimiser (e.g. a WGAN critic's weight clipping)."""
 
     loss: Loss
     modules: Sequence[nn.Module] = ()
@@ -54,6 +46,24 @@ class AuxiliaryObjective:
     steps: int = 1
     when: Literal["before", "after"] = "after"
     name: str = "aux"
+    after_step: Sequence[Callable[[], None]] = ()
+
+
+@dataclass(eq=False)
+class _Target:
+    """One objective and the optimiser minimising it (index 0: the main objective)."""
+
+    name: str
+    loss: Loss
+    optimizer: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    main: bool = False
+    after_step: Sequence[Callable[[], None]] = ()
+    scaler: Any = None  # the gradient scaler, made on the first mixed-precision step
+
+    @property
+    def owner(self) -> str:
+        return "Model" if self.main else f"AuxiliaryObjective '{self.name}'"
 
 
 class Model(nn.Module):
@@ -63,7 +73,9 @@ class Model(nn.Module):
     any ``Parameter``), back-propagates, clips gradients if asked and steps the optimiser; it returns
     the loss as a float. ``eval_step`` evaluates without gradients. ``compile=True`` runs the
     objective under ``torch.compile``. A NaN or infinite objective raises :class:`NonFiniteLossError`
-    before the optimiser steps (``on_nonfinite="skip"`` skips the step instead).
+    before the optimiser steps (``on_nonfinite="skip"`` skips the step instead). ``auxiliary``
+    objectives are stepped by the same step as the main one (clipping, mixed precision, the non-finite
+    guard, the schedule and data-parallel averaging apply to them too).
     """
 
     def __init__(
@@ -99,15 +111,18 @@ class Model(nn.Module):
             raise ObjectiveError("Model: the distributions have no trainable parameters")
         self.optimizer = optimizer(params, **dict(optimizer_params or {}))
         self._trainable = params
+        self._targets = [_Target("loss", loss, self.optimizer, params, main=True)]
         self.auxiliary = list(auxiliary)
         aux_modules: list[nn.Module] = []
-        self._aux_optimizers: list[torch.optim.Optimizer] = []
         main = {id(p) for p in params}
         for aux in self.auxiliary:
             if not isinstance(aux.loss, Loss):
                 raise ObjectiveError(
                     f"AuxiliaryObjective '{aux.name}' needs an objective, got {type(aux.loss).__name__}"
                 )
+            if aux.when not in ("before", "after") or aux.steps < 1:
+                raise ValueError(f"AuxiliaryObjective '{aux.name}': when must be 'before' or 'after' and steps "
+                                 f">= 1, got when={aux.when!r}, steps={aux.steps}")
             mods = list(aux.modules) or [m for node in aux.loss.walk() for m in node.own_modules()]
             aux_params = _unique(p for m in mods for p in m.parameters() if p.requires_grad)
             if not aux_params:
@@ -115,16 +130,18 @@ class Model(nn.Module):
             if any(id(p) in main for p in aux_params):
                 raise ObjectiveError(f"AuxiliaryObjective '{aux.name}' shares parameters with the main objective")
             aux_modules.extend(mods)
-            self._aux_optimizers.append(aux.optimizer(aux_params, **dict(aux.optimizer_params)))
+            opt = aux.optimizer(aux_params, **dict(aux.optimizer_params))
+            self._targets.append(_Target(aux.name, aux.loss, opt, aux_params, after_step=tuple(aux.after_step)))
+        self._aux_optimizers = [t.optimizer for t in self._targets[1:]]
         self.auxiliary_modules = nn.ModuleList(aux_modules)
         self.clip_grad_norm = clip_grad_norm
         self.clip_grad_value = clip_grad_value
         self.on_nonfinite = on_nonfinite
-        self.skipped_steps = 0
+        self.skipped_steps = 0  # optimiser steps skipped on a non-finite value (any objective)
         self.amp = amp  # mixed precision (float16 autocast + gradient scaling) when the model is on a GPU
         self.schedule = schedule  # step -> values of the objective's Parameters (β, annealing, capacity C)
-        self.steps = 0  # optimisation steps taken (saved with the state)
-        self._scaler: Any = None
+        self.steps = 0  # optimisation steps of the main objective taken (saved with the state)
+        self._scaler_states: list[Any] = []  # gradient scalers' states loaded before the scalers exist
         self._compiled = torch.compile(self._evaluate) if compile else None
         # the first evaluation runs eagerly: it validates parameters (data-dependent checks that
         # would break a compiled graph); later ones run compiled
@@ -133,7 +150,8 @@ class Model(nn.Module):
         )
 
     def _evaluate(self, inputs: Mapping[str, Any]) -> torch.Tensor:
-        return self.loss._eval(Env(inputs))
+        value: torch.Tensor = self.loss._eval(Env(inputs))
+        return value
 
     def _evaluate_then_compile(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         value = self._evaluate(inputs)
@@ -141,7 +159,9 @@ class Model(nn.Module):
         self._objective = self._compiled
         return value
 
-    def _value(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor:
+    def _value(self, inputs: Mapping[str, Any], params: Mapping[str, Any],
+               target: _Target | None = None) -> torch.Tensor:
+        """The scalar value of ``target``'s objective (default: the main one) on ``inputs``."""
         if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise TypeError(
                 f"Model: a batch is a dict of named tensors such as {{'x': x}}, got {type(inputs).__name__}"
@@ -150,11 +170,12 @@ class Model(nn.Module):
             params = {**self.schedule(self.steps), **params}
         if params:
             inputs = {**inputs, **params}
-        value = self._objective(inputs)
+        target = target or self._targets[0]
+        value = self._objective(inputs) if target.main else target.loss._eval(Env(inputs))
         if not torch.is_tensor(value) or value.dim() != 0:
             shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
             raise ObjectiveError(
-                f"Model: the objective {self.loss} must be a scalar, but it evaluates to shape {shape}; "
+                f"{target.owner}: the objective {target.loss} must be a scalar, but it evaluates to shape {shape}; "
                 f"reduce it over the batch with .mean() or .sum()"
             )
         return value
@@ -176,68 +197,68 @@ class Model(nn.Module):
                 out[aux.name] = self._aux_step(aux, opt, inputs, params)
         return out
 
-    def _aux_step(self, aux: AuxiliaryObjective, opt: torch.optim.Optimizer, inputs: Mapping[str, Any],
-                  params: Mapping[str, Any]) -> float:
-        value = math.nan
-        for _ in range(aux.steps):
-            opt.zero_grad(set_to_none=True)
-            loss = aux.loss._eval(Env({**inputs, **params}))
-            if not torch.is_tensor(loss) or loss.dim() != 0:
-                raise ObjectiveError(f"AuxiliaryObjective '{aux.name}': {aux.loss} must evaluate to a scalar")
-            loss.backward()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"the auxiliary objective '{aux.name}' ({aux.loss}) is {value}")
-            opt.step()
+    def _main_step(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> float:
+        value = self._step(self._targets[0], inputs, params)
+        if math.isfinite(value):
+            self.steps += 1
         return value
 
-    def _main_step(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> float:
-        opt = self.optimizer
+    def _aux_step(self, aux: AuxiliaryObjective, opt: torch.optim.Optimizer, inputs: Mapping[str, Any],
+                  params: Mapping[str, Any]) -> float:
+        """``aux.steps`` steps of the auxiliary objective ``aux`` (whose optimiser is ``opt``); the last value."""
+        target = next(t for t in self._targets[1:] if t.optimizer is opt)
+        value = math.nan
+        for _ in range(aux.steps):
+            value = self._step(target, inputs, params)
+        return value
+
+    def _step(self, target: _Target, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> float:
+        """One optimisation step of one objective: the only place where an optimiser of the model steps."""
+        opt = target.optimizer
         opt.zero_grad(set_to_none=True)
-        scaler = self._amp_scaler()
-        if scaler is not None:
-            with torch.autocast("cuda", dtype=torch.float16):
-                loss = self._value(inputs, params)
-            scaler.scale(loss).backward()
-        else:
-            loss = self._value(inputs, params)
-            loss.backward()
+        scaler = self._amp_scaler(target)
+        with torch.autocast("cuda", dtype=torch.float16) if scaler is not None else nullcontext():
+            loss = self._value(inputs, params, target)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         value = loss.item()
-        distributed = _dist.is_active()
-        if distributed:  # every process sees the same (mean) value, so all stop or step together
-            value = _dist.average_value(value)
+        if _dist.is_active():  # every process sees the same (mean) value, so all stop or step together
+            value = _dist.average_step(value, target.params)
         if not math.isfinite(value):
             if self.on_nonfinite == "skip":
                 self.skipped_steps += 1
                 opt.zero_grad(set_to_none=True)
                 return value
+            what = f"the objective {target.loss}" if target.main else \
+                f"the auxiliary objective '{target.name}' ({target.loss})"
             raise NonFiniteLossError(
-                f"the objective {self.loss} is {value} at this step; the optimiser did not step, so the "
+                f"{what} is {value} at this step; the optimiser did not step, so the "
                 f"parameters are those of the last finite step (use on_nonfinite='skip' to skip such steps)"
             )
-        if distributed:
-            _dist.average_gradients(self._trainable)
         if scaler is not None:
             scaler.unscale_(opt)
         if self.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._trainable, self.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(target.params, self.clip_grad_norm)
         if self.clip_grad_value is not None:
-            torch.nn.utils.clip_grad_value_(self._trainable, self.clip_grad_value)
+            torch.nn.utils.clip_grad_value_(target.params, self.clip_grad_value)
         if scaler is not None:
             scaler.step(opt)
             scaler.update()
         else:
             opt.step()
-        self.steps += 1
+        for hook in target.after_step:
+            hook()
         return value
 
-    def _amp_scaler(self) -> Any:
-        """The gradient scaler when mixed precision applies (``amp`` and parameters on CUDA), else None."""
-        if not self.amp or not self._trainable[0].is_cuda:
+    def _amp_scaler(self, target: _Target) -> Any:
+        """``target``'s gradient scaler when mixed precision applies (``amp`` and parameters on CUDA), else None."""
+        if not self.amp or not target.params[0].is_cuda:
             return None
-        if self._scaler is None:
-            self._scaler = torch.amp.GradScaler("cuda")
-        return self._scaler
+        if target.scaler is None:
+            target.scaler = torch.amp.GradScaler("cuda")
+            i = self._targets.index(target)
+            if i < len(self._scaler_states) and self._scaler_states[i]:
+                target.scaler.load_state_dict(self._scaler_states[i])
+        return target.scaler
 
     def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """The objective on ``inputs`` without gradients (modules in eval mode)."""
@@ -251,9 +272,12 @@ class Model(nn.Module):
     test_step = eval_step
 
     def full_state_dict(self) -> dict[str, Any]:
-        """Weights and optimiser state, everything needed to continue training."""
+        """Weights and buffers (e.g. REINFORCE's running baseline), optimiser and gradient-scaler states,
+        counters: everything needed to continue training."""
+        scalers = [t.scaler.state_dict() if t.scaler is not None else {} for t in self._targets]
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "auxiliary_optimizers": [o.state_dict() for o in self._aux_optimizers],
+                "grad_scalers": scalers if any(scalers) else self._scaler_states,
                 "skipped_steps": self.skipped_steps, "steps": self.steps}
 
     def load_full_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -262,16 +286,34 @@ class Model(nn.Module):
         self.optimizer.load_state_dict(state["optimizer"])
         for o, st in zip(self._aux_optimizers, state.get("auxiliary_optimizers", [])):
             o.load_state_dict(st)
+        self._scaler_states = list(state.get("grad_scalers", []))
+        for t, st in zip(self._targets, self._scaler_states):
+            if t.scaler is not None and st:
+                t.scaler.load_state_dict(st)
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.steps = int(state.get("steps", 0))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights and optimiser state atomically (temporary file, then rename)."""
-        return atomic_save(self.full_state_dict(), path)
+        return save_atomic(self.full_state_dict(), path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Load what :meth:`save` wrote; never executes code from the file (``weights_only=True``)."""
         self.load_full_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def evaluate(self, test_data: Mapping[str, torch.Tensor], *, k: int = 1000, info: Any = None) -> dict[str, Any]:
+        """Test metrics (see :mod:`deepgm.models.evaluation`); this default: the mean objective over
+        ``test_data`` in batches of 500 (``k`` and ``info`` serve families that need them)."""
+        n = len(next(iter(test_data.values())))
+        total = 0.0
+        for i in range(0, n, 500):
+            part = {name: v[i:i + 500] for name, v in test_data.items()}
+            total += float(self.eval_step(part)) * len(next(iter(part.values())))
+        return {"test_loss": total / max(n, 1)}
+
+    def figures(self, out_dir: Path, test_data: Mapping[str, torch.Tensor], info: Any) -> list[Path]:
+        """The family's standard figures in ``out_dir`` (see :mod:`deepgm.models.evaluation`); none here."""
+        return []
 
     def extra_repr(self) -> str:
         return f"loss: {self.loss}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -11,8 +13,12 @@ from deepgm.distributions.family import Family
 from deepgm.losses.bounds import ELBO
 from deepgm.losses.core import KL, E, LogProb
 from deepgm.losses.expr import Loss
+from deepgm.models.evaluation import conditions_of, image_shape_of, rows
 from deepgm.models.likelihood import log_likelihood
 from deepgm.models.model import Model
+
+if TYPE_CHECKING:
+    from deepgm.data.prepared import DataInfo
 
 __all__ = ["VAE", "VI", "ML"]
 
@@ -23,7 +29,9 @@ class VAE(Model):
     The objective defaults to the negative ELBO with the KL analytic where available,
     ``mean(D_KL[q(z|x)||p(z)] - E_{q(z|x)}[log p(x|z)]) + regularizer``; pass ``loss`` for another one
     (IWAE, β-VAE...). ``generate``, ``reconstruct``, ``encode``, ``elbo`` and ``log_likelihood`` serve
-    evaluation and plots.
+    evaluation and plots; :meth:`evaluate` reports the test ELBO and the importance-sampled NLL,
+    :meth:`figures` draws samples, reconstructions, a latent traversal and the latent map. Variables of
+    the test data that the encoder or decoder is conditioned on (a CVAE's ``y``) are passed to both.
     """
 
     def __init__(self, encoder: Distribution, decoder: Distribution, prior: Distribution,
@@ -88,22 +96,83 @@ class VAE(Model):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, **conditions: torch.Tensor) -> torch.Tensor:
         """Decode the encoder's mean of ``z``."""
-        return self.decode(self.encode(x, **conditions), **conditions)
+        decode: Callable[..., torch.Tensor] = self.decode  # conditions as keywords
+        return decode(self.encode(x, **conditions), **conditions)
 
     @torch.no_grad()
     def elbo(self, x: torch.Tensor, **conditions: torch.Tensor) -> torch.Tensor:
         """The ELBO of every data point (one draw)."""
         return ELBO(self.joint, self.encoder)({self._x(): x, **conditions})
 
-    def log_likelihood(self, x: torch.Tensor, k: int = 5000, chunk: int = 500,
-                       batch_size: int = 100, **conditions: torch.Tensor) -> torch.Tensor:
-        """Importance-sampled ``log p(x)`` of every data point with ``k`` draws from the encoder."""
-        parts = []
-        for i in range(0, len(x), batch_size):
-            cond = {k_: v[i:i + batch_size] for k_, v in conditions.items()}
-            parts.append(log_likelihood(self.joint, self.encoder, {self._x(): x[i:i + batch_size], **cond},
-                                        k=k, chunk=chunk))
-        return torch.cat(parts)
+    def log_likelihood(self, x: torch.Tensor, k: int = 5000, chunk: int | None = None,
+                       batch_size: int | None = None, **conditions: torch.Tensor) -> torch.Tensor:
+        """Importance-sampled ``log p(x)`` of every data point with ``k`` draws from the encoder.
+
+        ``chunk`` (draws per data point) and ``batch_size`` (data points) of one pass are chosen by
+        :func:`~deepgm.models.likelihood.log_likelihood` unless given; they change the speed and the order in
+        which the draws are made, not the estimator.
+        """
+        return log_likelihood(self.joint, self.encoder, {self._x(): x, **conditions}, k=k, chunk=chunk,
+                              batch_size=batch_size)
+
+
+    def conditions(self, data: Mapping[str, torch.Tensor], n: int | None = None) -> dict[str, torch.Tensor]:
+        """The tensors of ``data`` that the encoder or decoder is conditioned on besides ``x`` and ``z``."""
+        own = {self._x(), self._z()}
+        names = [c for c in (*self.encoder.cond_var, *self.decoder.cond_var) if c not in own]
+        return conditions_of(data, names, n)
+
+    def evaluate(self, test_data: Mapping[str, torch.Tensor], *, k: int = 1000,
+                 info: DataInfo | None = None) -> dict[str, Any]:
+        """``test_elbo`` (one draw per example) and ``test_nll`` = ``-mean log p(x)`` importance-sampled
+        with ``k`` draws from the encoder (also under ``test_nll_k{k}``), averaged over ``test_data``."""
+        x, conds = test_data[self._x()], self.conditions(test_data)
+        was = self.training
+        self.eval()
+        try:
+            log_likelihood: Callable[..., torch.Tensor] = self.log_likelihood  # conditions as keywords
+            nll = float(-log_likelihood(x, k=k, **conds).mean())  # first: `deepgm eval`'s seeded draws
+            elbo = float(self.elbo(x, **conds).mean())
+        finally:
+            self.train(was)
+        return {"test_elbo": elbo, "test_nll": nll, f"test_nll_k{k}": nll, "k": k,
+                "likelihood": "importance sampling"}
+
+    def figures(self, out_dir: Path, test_data: Mapping[str, torch.Tensor], info: DataInfo) -> list[Path]:
+        """``samples.png``, ``reconstructions.png`` and ``latent_traversal.png`` for images (small ones
+        upscaled), and ``latent_map.png`` (the test encodings, coloured by ``y`` when there is one)."""
+        from deepgm import viz
+
+        x = test_data[self._x()]
+        shape = image_shape_of(info, x)
+        out: list[Path] = []
+        was = self.training
+        self.eval()
+        try:
+            if shape is not None:
+                c64 = self.conditions(test_data, 64)
+                generate: Callable[..., torch.Tensor] = self.generate  # conditions as keywords
+                samples = generate(rows(c64, 64), **c64)
+                out.append(viz.save_samples(samples, out_dir / "samples.png", image_shape=shape))
+                c8 = self.conditions(test_data, 8)
+                out.append(viz.save_reconstructions(viz.upscale(x[:8], shape), viz.upscale(self.reconstruct(
+                    x[:8], **c8), shape), out_dir / "reconstructions.png", n=8))
+                c1 = self.conditions(test_data, 1)
+                z0 = self.encode(x[:1], **c1)[0]
+
+                def decode(z: torch.Tensor) -> torch.Tensor:
+                    cond = {c: v.expand(len(z), *v.shape[1:]) for c, v in c1.items()}
+                    at: Callable[..., torch.Tensor] = self.decode  # conditions as keywords
+                    return viz.upscale(at(z, **cond), shape)
+
+                big = tuple(viz.upscale(x[:1], shape).shape[1:])
+                out.append(viz.save_latent_traversal(decode, z0, out_dir / "latent_traversal.png",
+                                                     dims=list(range(min(8, z0.numel()))), image_shape=big))
+            z = self.encode(x, **self.conditions(test_data))
+            out.append(viz.save_latent_map_2d(z, test_data.get("y"), out_dir / "latent_map.png"))
+        finally:
+            self.train(was)
+        return out
 
 
 class VI(Model):

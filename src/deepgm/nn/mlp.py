@@ -1,14 +1,19 @@
-"""Reusable networks: MLPs and the heads that turn features into distribution parameters."""
+"""Reusable networks: MLPs and the heads that turn features into distribution parameters.
+
+A network of several inputs (a conditional generator ``G(z, y)``, a discriminator ``D(x, z)``) receives
+them positionally and concatenates them along the last dimension.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "activation", "NormalHead", "LogitsHead", "OneHotInputs"]
+__all__ = ["MLP", "activation", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus,
@@ -22,6 +27,11 @@ def activation(name: str) -> nn.Module:
         return _ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+
+
+def _joined(inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One input as it is; several concatenated along the last dimension."""
+    return torch.cat(list(inputs), -1) if len(inputs) > 1 else inputs[0]
 
 
 class MLP(nn.Sequential):
@@ -56,7 +66,7 @@ class NormalHead(nn.Module):
         self.min_scale = min_scale
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.body(torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0])
+        h = self.body(_joined(inputs))
         return {"loc": self.loc(h), "scale": F.softplus(self.scale(h)) + self.min_scale}
 
 
@@ -68,7 +78,38 @@ class LogitsHead(nn.Module):
         self.net = net
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.net(torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0])}
+        return {"logits": self.net(_joined(inputs))}
+
+
+class AsLoc(nn.Module):
+    """Inputs → ``{"loc": out(net(inputs))}``: a network as the location of a ``Deterministic`` (a GAN's
+    generator ``x = G(z)``, an implicit posterior ``θ = f(y, ε)``); ``out`` is e.g. a sigmoid.
+
+    >>> AsLoc(nn.Linear(3, 2))(torch.zeros(4, 1), torch.zeros(4, 2))["loc"].shape
+    torch.Size([4, 2])
+    """
+
+    def __init__(self, net: nn.Module, out: nn.Module | None = None) -> None:
+        super().__init__()
+        self.net, self.out = net, out if out is not None else nn.Identity()
+
+    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loc": self.out(self.net(_joined(inputs)))}
+
+
+class Concat(nn.Module):
+    """``net(cat(inputs))`` with every input flattened to ``(N, -1)`` first (integer inputs as floats of the
+    default dtype): a network of several variables, e.g. a discriminator ``D(x, z)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        flat = [t.reshape(t.shape[0], -1) for t in inputs]
+        out: torch.Tensor = self.net(_joined([t if t.is_floating_point() else t.to(torch.get_default_dtype())
+                                              for t in flat]))
+        return out
 
 
 class OneHotInputs(nn.Module):
@@ -79,7 +120,7 @@ class OneHotInputs(nn.Module):
         super().__init__()
         self.net, self.n_classes, self.positions = net, n_classes, tuple(positions)
 
-    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, *inputs: torch.Tensor) -> Any:  # whatever net returns: parameters or a discriminator's logits
         parts = list(inputs)
         dtype = next((t.dtype for t in parts if t.is_floating_point()), torch.get_default_dtype())
         for i in self.positions:

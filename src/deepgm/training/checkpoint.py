@@ -3,8 +3,13 @@
 A checkpoint folder holds ``model.safetensors`` (the weights) and ``state.pt`` (optimiser states, RNG
 states, step counters, history; plain tensors and numbers, loaded with ``weights_only=True``). It is
 written into a temporary folder and renamed into place; the text file ``last`` (and ``best``) naming the
-current folder is replaced atomically after that. A crash at any moment leaves the previous checkpoint
-intact and pointed to. Loading never executes code from the files.
+current folder is replaced atomically after that (both through :mod:`deepgm.io`). A crash at any moment
+leaves the previous checkpoint intact and pointed to. Loading never executes code from the files.
+
+A run owns its checkpoint folder: :func:`hold_folder` takes an exclusive lock on ``folder/.lock`` for the
+run's duration (released by the kernel if the process dies, so a killed run never leaves a stale lock),
+and, once it has it, removes the temporaries that killed writers left behind (``.tmp-*`` folders,
+``.*.tmp`` files): with the lock held no live process can be writing them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +26,55 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepgm.io import atomic_folder, remove_stale_temporaries, write_text_atomic
+
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state", "set_rng_state",
-           "write_text_atomic", "CheckpointNotFoundError"]
+           "hold_folder", "CheckpointNotFoundError", "CheckpointFolderBusyError"]
+
+LOCK_NAME = ".lock"
 
 
 class CheckpointNotFoundError(FileNotFoundError):
     """No checkpoint where one was asked for."""
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+class CheckpointFolderBusyError(RuntimeError):
+    """Another live process holds the checkpoint folder's lock."""
+
+
+@contextmanager
+def hold_folder(folder: Path) -> Iterator[list[Path]]:
+    """Hold ``folder``'s lock (``folder/.lock``) for the block and remove stale temporaries first; yields
+    the temporaries removed. Raises :class:`CheckpointFolderBusyError` when another process holds it.
+    Where ``fcntl`` is missing (Windows) there is no lock, and the temporaries are removed all the same."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield remove_stale_temporaries(folder)
+        return
+    fh = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - held open for the block
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "unknown"
+            raise CheckpointFolderBusyError(
+                f"checkpoint folder {folder} is in use by another run (process {owner}); "
+                f"give this run another out_dir (deepgm train --out) or wait for that one to finish") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
         fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        yield remove_stale_temporaries(folder)
+    finally:
+        fh.close()  # closing releases the lock
 
 
 def rng_state() -> dict[str, Any]:
     """The states of torch's, numpy's and Python's global generators, as weights-only-loadable data."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))
     return {
         "torch": torch.get_rng_state(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -74,18 +107,9 @@ def save_checkpoint(folder: Path, name: str, module: nn.Module, state: dict[str,
     """
     from safetensors.torch import save_model
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
-    try:
+    with atomic_folder(folder / name) as tmp:
         save_model(module, str(tmp / "model.safetensors"))
         torch.save(state, tmp / "state.pt")
-        target = folder / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for p in pointers:
         write_text_atomic(folder / p, name + "\n")
     _prune(folder, keep)
@@ -119,4 +143,5 @@ def load_checkpoint(path: Path, module: nn.Module) -> dict[str, Any]:
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit this model: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
-    return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    state: dict[str, Any] = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    return state

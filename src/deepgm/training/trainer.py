@@ -12,7 +12,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from torch import nn
 from deepgm.errors import NonFiniteLossError
 from deepgm.training import distributed as dist
 from deepgm.training.checkpoint import (
+    hold_folder,
     latest_checkpoint,
     load_checkpoint,
     rng_state,
@@ -122,9 +124,9 @@ class Trainer:
         if config.device != "cpu":
             self._module().to(config.device)
         if hasattr(model, "amp"):
-            model.amp = config.amp  # type: ignore[attr-defined]
+            model.amp = config.amp
         if config.clip_grad_norm is not None and hasattr(model, "clip_grad_norm"):
-            model.clip_grad_norm = config.clip_grad_norm  # type: ignore[attr-defined]
+            model.clip_grad_norm = config.clip_grad_norm
 
     # -- data --------------------------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
@@ -189,8 +191,23 @@ class Trainer:
             total += out["loss"] * len(next(iter(batch.values())))
         return total / n
 
+    @contextmanager
+    def _own_checkpoints(self) -> Iterator[None]:
+        """On rank 0, hold the checkpoint folder's lock for the run and remove the temporaries that a
+        killed run's interrupted checkpoint write left (see :func:`~deepgm.training.checkpoint.hold_folder`)."""
+        if self.rank != 0:
+            yield
+            return
+        with hold_folder(self.ckpt_dir):
+            yield
+
     def fit(self, resume: bool = False) -> dict[str, list[float]]:
-        """Train for ``epochs`` (or ``max_steps``); returns the history of losses."""
+        """Train for ``epochs`` (or ``max_steps``); returns the history of losses. The run holds
+        ``out_dir/checkpoints`` (a lock) while it trains, and first removes stale temporaries there."""
+        with self._own_checkpoints():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> dict[str, list[float]]:
         cfg = self.config
         if resume:
             self.resume()
@@ -245,7 +262,7 @@ class Trainer:
                     self.pos.epoch += 1
                     self.pos.batch_in_epoch = 0
                     best = self._end_of_epoch(log, bar)
-                    if cfg.checkpoint_every is None or best or stop:
+                    if cfg.checkpoint_every is None or best or stop or self.pos.epoch >= cfg.epochs:
                         self.save(best=best)
                     patience = cfg.early_stopping_patience
                     if patience is not None and self.pos.bad_epochs >= patience:
@@ -320,7 +337,7 @@ class _Progress:
         self.total = total
         if enabled:
             try:
-                from tqdm.auto import tqdm
+                from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
                 self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
             except ImportError:

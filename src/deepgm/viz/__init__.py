@@ -12,7 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 matplotlib.use("Agg")
 
-from deepgm.viz.grid import make_grid, save_image_grid
+from deepgm.viz.grid import make_grid, save_image_grid, upscale
 from deepgm.viz.images import save_decoded_manifold, save_latent_traversal, save_reconstructions
 from deepgm.viz.plots import (
     save_density_2d,
@@ -20,7 +20,9 @@ from deepgm.viz.plots import (
     save_latent_map_2d,
     save_loss_curve,
     save_samples_2d,
+    save_training_curves,
 )
+from deepgm.viz.samples import save_samples
 
 __all__ = [
     "make_grid",
@@ -32,5 +34,8 @@ __all__ = [
     "save_latent_traversal",
     "save_loss_curve",
     "save_reconstructions",
+    "save_samples",
     "save_samples_2d",
+    "save_training_curves",
+    "upscale",
 ]

@@ -126,3 +126,12 @@ def save_image_grid(
         raise ValueError(f"images must have 1, 3 or 4 channels, got {batch.shape[1]} (shape {tuple(batch.shape)})")
     grid = make_grid(batch, nrow=nrow, padding=padding, pad_value=pad_value)
     return save_grid_tensor(grid, path)
+
+
+def upscale(images: Any, image_shape: ImageShape, min_side: int = 28) -> Tensor:
+    """``images`` (any ``(N, ...)`` holding ``prod(image_shape)`` values each, e.g. flat) as ``(N, C, H, W)``
+    with every pixel repeated ``max(1, min_side // W)`` times along each axis, so that small images (8×8
+    digits) show at about MNIST's size; images at least ``min_side`` wide are only reshaped."""
+    batch = to_image_batch(images, image_shape)
+    factor = max(1, check_positive_int(min_side, "min_side") // batch.shape[-1])
+    return batch.repeat_interleave(factor, -1).repeat_interleave(factor, -2) if factor > 1 else batch

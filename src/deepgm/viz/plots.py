@@ -318,15 +318,25 @@ def save_loss_curve(
     log_y: bool = False,
     smooth: int = 1,
     title: str | None = None,
+    x: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """Plot one or more named curves (``{"train": [...], "val": [...]}`` or a plain list).
 
-    Each curve is drawn against its own index. ``smooth > 1`` overlays a trailing moving
-    average of that window on the faded raw curve. ``log_y`` needs positive values.
-    Returns the path.
+    Each curve is drawn against ``x[name]`` when given (e.g. the optimisation step of every value,
+    so that curves logged at different rates share the axis), else against its own index.
+    ``smooth > 1`` overlays a trailing moving average of that window on the faded raw curve.
+    ``log_y`` needs positive values. Returns the path.
     """
     curves = _curves(history)
     smooth = check_positive_int(smooth, "smooth")
+    xs: dict[str, np.ndarray] = {}
+    for name, values in curves.items():
+        if x is not None and name in x:
+            xs[name] = as_float_tensor(x[name], f"x[{name!r}]").double().numpy().reshape(-1)
+            if xs[name].shape != values.shape:
+                raise ValueError(f"x[{name!r}] has {xs[name].size} values for a curve of {values.size}")
+        else:
+            xs[name] = np.arange(len(values))
     if log_y:
         for name, values in curves.items():
             finite = values[np.isfinite(values)]
@@ -336,7 +346,7 @@ def save_loss_curve(
     with _figure(size=4.0) as (fig, (ax,)):
         for i, (name, values) in enumerate(curves.items()):
             color = f"C{i % 10}"
-            steps = np.arange(len(values))
+            steps = xs[name]
             if smooth > 1:
                 ax.plot(steps, values, color=color, alpha=0.3, linewidth=1.0)
                 ax.plot(steps, _smooth(values, smooth), color=color, linewidth=1.5, label=name)
@@ -352,3 +362,18 @@ def save_loss_curve(
         if title is not None:
             ax.set_title(title)
         return _write(fig, out)
+
+
+def save_training_curves(history: Mapping[str, Sequence[float]], path: PathLike, log_y: bool = False) -> Path:
+    """The trainer's history on one step axis: ``loss`` at the logged steps ``step`` and, when there is
+    one, ``val_loss`` (once per epoch) at its steps ``val_step``. Returns the path."""
+    for key in ("step", "loss"):
+        if key not in history:
+            raise ValueError(f"history must hold 'step' and 'loss' (a Trainer's history), it lacks {key!r}")
+    curves: dict[str, Sequence[float]] = {"train": history["loss"]}
+    x: dict[str, Sequence[float]] = {"train": history["step"]}
+    if history.get("val_loss"):
+        if "val_step" not in history:
+            raise ValueError("history has 'val_loss' but no 'val_step' (the step of every validation)")
+        curves["validation (per epoch)"], x["validation (per epoch)"] = history["val_loss"], history["val_step"]
+    return save_loss_curve(curves, path, xlabel="step", log_y=log_y, x=x)

@@ -28,5 +28,7 @@ from deepgm.zoo import (  # noqa: F401
     vae_flow,
 )
 from deepgm.zoo.registry import REGISTRY, DataInfo, ZooEntry, get, names, register
+from deepgm.zoo.runs import Run, RunNotFoundError, load_run, write_run
 
-__all__ = ["REGISTRY", "DataInfo", "ZooEntry", "get", "names", "register"]
+__all__ = ["REGISTRY", "DataInfo", "ZooEntry", "get", "names", "register", "Run", "RunNotFoundError", "load_run",
+           "write_run"]

@@ -9,8 +9,9 @@ from typing import Literal
 import torch
 
 from deepgm.distributions import Env
-from deepgm.flows import CNF, Flow, FlowModel, ODENet, Transform
+from deepgm.flows import CNF, Flow, ODENet, Transform
 from deepgm.losses.expr import Loss
+from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, preprocessing
 from deepgm.zoo.registry import DataInfo, register
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import torch
 
 from deepgm.distributions import Distribution, Normal
-from deepgm.flows import Dequantize, Flow, FlowModel, Logit, StandardLogistic, Transform
+from deepgm.flows import Dequantize, Flow, Logit, StandardLogistic, Transform
+from deepgm.models import FlowModel
 from deepgm.zoo.registry import DataInfo
 
 Preprocess = Literal["auto", "none", "dequantize", "logit"]
@@ -42,8 +42,3 @@ def flow_model(transforms: list[Transform], base: Distribution, data: DataInfo, 
     flow = Flow(var=["x"], base=base, transforms=transforms, event_shape=[data.x_dim], name="p")
     return FlowModel(flow, optimizer=torch.optim.Adam, optimizer_params={"lr": lr}, **kw)
 
-
-def square_image(dim: int) -> tuple[int, int, int] | None:
-    """``(1, s, s)`` when ``dim = s²`` (flat MNIST, 8×8 digits), else None."""
-    s = math.isqrt(dim)
-    return (1, s, s) if s * s == dim and s >= 2 else None

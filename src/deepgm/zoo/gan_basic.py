@@ -12,28 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 from torch import nn
 
 from deepgm.distributions import Deterministic, Distribution, Empirical, Normal
+from deepgm.losses.adversarial import AdversarialLoss
 from deepgm.losses.gan import (
     FGAN,
     KLGAN,
-    AdversarialLoss,
     HingeGAN,
     LeastSquaresGAN,
     MinimaxGAN,
     NonSaturatingGAN,
     Wasserstein,
 )
-from deepgm.models.gan import GAN, MinibatchDiscrimination
-from deepgm.nn import MLP
+from deepgm.models.gan import GAN
+from deepgm.nn import MLP, AsLoc, MinibatchDiscrimination
 from deepgm.zoo.registry import DataInfo, register
 
-__all__ = ["GANConfig", "WGANConfig", "WGANGPConfig", "FGANConfig", "AsLoc", "Concat", "generator_net",
-           "latent_prior", "mlp_generator", "mlp_discriminator", "build_mlp_gan"]
+__all__ = ["GANConfig", "WGANConfig", "WGANGPConfig", "FGANConfig", "generator_net", "latent_prior", "mlp_generator",
+           "mlp_discriminator", "discriminator_with_classifier", "optimizer_settings", "OptimizerSettings",
+           "build_mlp_gan"]
 
 
 @dataclass
@@ -75,30 +76,6 @@ class FGANConfig(GANConfig):
     divergence: Literal["kl", "reverse_kl", "pearson", "js"] = "js"
 
 
-class AsLoc(nn.Module):
-    """Wraps a network ``net(*inputs)`` as the ``{"loc": ...}`` of a Deterministic distribution,
-    concatenating several inputs and applying ``out`` (e.g. a sigmoid) to the result."""
-
-    def __init__(self, net: nn.Module, out: nn.Module | None = None) -> None:
-        super().__init__()
-        self.net, self.out = net, out if out is not None else nn.Identity()
-
-    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = torch.cat(inputs, -1) if len(inputs) > 1 else inputs[0]
-        return {"loc": self.out(self.net(h))}
-
-
-class Concat(nn.Module):
-    """``net(cat(inputs, -1))``: a network of several inputs (a discriminator of ``(x, y)`` or ``(x, z)``)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([t.reshape(t.shape[0], -1).float() for t in inputs], -1))
-
-
 def generator_net(cfg: GANConfig, data: DataInfo, extra_in: int = 0) -> nn.Module:
     """``G: (z, extra) → {"loc": x}``, an MLP ending in a sigmoid for data in [0, 1]."""
     net = MLP([cfg.z_dim + extra_in, *cfg.hidden, data.x_dim], "relu")
@@ -126,7 +103,7 @@ def mlp_discriminator(cfg: GANConfig, in_features: int, out: int = 1) -> nn.Modu
 
 
 def discriminator_with_classifier(cfg: GANConfig, in_features: int, n_classes: int
-                                  ) -> tuple[nn.Module, nn.Module]:
+                                  ) -> tuple[nn.Sequential, nn.Sequential]:
     """``(D, Q)``: a real/fake logit ``D(x)`` and class logits ``Q(x)`` on one shared leaky-ReLU MLP body
     (ACGAN's auxiliary classifier, InfoGAN's code posterior)."""
     h = list(cfg.disc_hidden)
@@ -134,43 +111,56 @@ def discriminator_with_classifier(cfg: GANConfig, in_features: int, n_classes: i
     return nn.Sequential(body, nn.Linear(h[-1], 1)), nn.Sequential(body, nn.Linear(h[-1], n_classes))
 
 
-_Make = Callable[[Distribution, Distribution, nn.Module, GANConfig], AdversarialLoss]
+class OptimizerSettings(TypedDict):
+    """``GAN``'s ``optimizer_params`` (the generator's) and ``d_optimizer_params`` (the discriminator's)."""
+
+    optimizer_params: dict[str, Any]
+    d_optimizer_params: dict[str, Any]
+
+
+def optimizer_settings(cfg: GANConfig, betas: tuple[float, float] | None = (0.5, 0.999)) -> OptimizerSettings:
+    """Both players' optimiser settings: ``lr`` (the discriminator's ``disc_lr``, default ``lr``) and Adam's
+    ``betas`` (``None``: the optimiser has none, e.g. RMSProp)."""
+    kw: dict[str, Any] = {} if betas is None else {"betas": betas}
+    return {"optimizer_params": {"lr": cfg.lr, **kw}, "d_optimizer_params": {"lr": cfg.disc_lr or cfg.lr, **kw}}
+
+
+_Make = Callable[[Distribution, Distribution, nn.Module], AdversarialLoss]
 
 
 def build_mlp_gan(cfg: GANConfig, data: DataInfo, make: _Make,
                   optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
                   betas: tuple[float, float] | None = (0.5, 0.999)) -> GAN:
-    """The GAN with objective ``make(p_data, p_G, D, cfg)`` for ``data``."""
+    """The GAN with objective ``make(p_data, p_G, D)`` (e.g. ``MinimaxGAN``) for ``data``."""
     gen = mlp_generator(cfg, data)
-    obj = make(Empirical(var=["x"]), gen, mlp_discriminator(cfg, data.x_dim), cfg)
-    kw = {} if betas is None else {"betas": betas}
-    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, optimizer=optimizer, optimizer_params={"lr": cfg.lr, **kw},
-               d_optimizer=optimizer, d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, **kw})
+    obj = make(Empirical(var=["x"]), gen, mlp_discriminator(cfg, data.x_dim))
+    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, optimizer=optimizer, d_optimizer=optimizer,
+               **optimizer_settings(cfg, betas))
 
 
 @register("gan", "GAN: the minimax game, D by logistic regression (2 JS - log 4)", GANConfig, pixels="grey")
 def build_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The minimax GAN."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: MinimaxGAN(p, q, d))
+    return build_mlp_gan(cfg, data, MinimaxGAN)
 
 
 @register("ns-gan", "NS-GAN: GAN with the non-saturating generator loss -log D(G(z))", GANConfig, pixels="grey")
 def build_ns_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The non-saturating GAN."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: NonSaturatingGAN(p, q, d))
+    return build_mlp_gan(cfg, data, NonSaturatingGAN)
 
 
 @register("kl-gan", "KL-GAN: the generator minimises KL[p_G||p_data] ≈ E[-D] with D = log p_data/p_G",
           GANConfig, pixels="grey")
 def build_kl_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The GAN minimising the reverse KL through the log-ratio."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: KLGAN(p, q, d))
+    return build_mlp_gan(cfg, data, KLGAN)
 
 
 @register("wgan", "WGAN: Wasserstein critic with weight clipping, RMSProp", WGANConfig, pixels="grey")
 def build_wgan(cfg: WGANConfig, data: DataInfo) -> GAN:
     """The weight-clipped WGAN."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: Wasserstein(p, q, d, clip=cfg.clip),
+    return build_mlp_gan(cfg, data, lambda p, q, d: Wasserstein(p, q, d, clip=cfg.clip),
                          optimizer=torch.optim.RMSprop, betas=None)
 
 
@@ -178,23 +168,23 @@ def build_wgan(cfg: WGANConfig, data: DataInfo) -> GAN:
           pixels="grey")
 def build_wgan_gp(cfg: WGANGPConfig, data: DataInfo) -> GAN:
     """WGAN with gradient penalty."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: Wasserstein(p, q, d, gp_weight=cfg.gp_weight),
+    return build_mlp_gan(cfg, data, lambda p, q, d: Wasserstein(p, q, d, gp_weight=cfg.gp_weight),
                          betas=(0.0, 0.9))
 
 
 @register("lsgan", "LSGAN: least-squares discriminator (a=0, b=c=1)", GANConfig, pixels="grey")
 def build_lsgan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The least-squares GAN."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: LeastSquaresGAN(p, q, d))
+    return build_mlp_gan(cfg, data, LeastSquaresGAN)
 
 
 @register("hinge-gan", "Hinge GAN: hinge loss for D, -D(G(z)) for G", GANConfig, pixels="grey")
 def build_hinge_gan(cfg: GANConfig, data: DataInfo) -> GAN:
     """The hinge-loss GAN."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: HingeGAN(p, q, d))
+    return build_mlp_gan(cfg, data, HingeGAN)
 
 
 @register("f-gan", "f-GAN: variational f-divergence (kl, reverse_kl, pearson, js)", FGANConfig, pixels="grey")
 def build_f_gan(cfg: FGANConfig, data: DataInfo) -> GAN:
     """The f-GAN for ``cfg.divergence``."""
-    return build_mlp_gan(cfg, data, lambda p, q, d, c: FGAN(p, q, d, cfg.divergence))
+    return build_mlp_gan(cfg, data, lambda p, q, d: FGAN(p, q, d, cfg.divergence))

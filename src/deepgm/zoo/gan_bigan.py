@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from deepgm.distributions import Deterministic, Empirical, Normal
 from deepgm.losses.gan import NonSaturatingGAN
 from deepgm.models.gan import GAN
-from deepgm.nn import MLP, NormalHead
-from deepgm.zoo.gan_basic import AsLoc, Concat, GANConfig, generator_net, latent_prior, mlp_discriminator
+from deepgm.nn import MLP, AsLoc, Concat, NormalHead
+from deepgm.zoo.gan_basic import GANConfig, generator_net, latent_prior, mlp_discriminator, optimizer_settings
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["BiGANConfig", "build_bigan"]
@@ -42,5 +42,4 @@ def build_bigan(cfg: BiGANConfig, data: DataInfo) -> GAN:
     disc = Concat(mlp_discriminator(cfg, data.x_dim + cfg.z_dim))
     obj = NonSaturatingGAN(data_side, gen, disc)
     return GAN(obj.mean(), gen, distributions=[gen, enc], x_var="x", d_steps=cfg.d_steps,
-               optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
-               d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)})
+               **optimizer_settings(cfg))

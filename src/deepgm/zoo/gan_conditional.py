@@ -15,14 +15,14 @@ from deepgm.distributions import Categorical, Deterministic, Empirical
 from deepgm.losses import LogProb
 from deepgm.losses.gan import BatchE, NonSaturatingGAN
 from deepgm.models.gan import GAN
-from deepgm.nn import LogitsHead, OneHotInputs
+from deepgm.nn import Concat, LogitsHead, OneHotInputs
 from deepgm.zoo.gan_basic import (
-    Concat,
     GANConfig,
     discriminator_with_classifier,
     generator_net,
     latent_prior,
     mlp_discriminator,
+    optimizer_settings,
 )
 from deepgm.zoo.registry import DataInfo, register
 
@@ -55,8 +55,7 @@ def build_cgan(cfg: GANConfig, data: DataInfo) -> GAN:
     gen = (_conditional_generator(cfg, data, k) * latent_prior(cfg)).marginalize_var("z")
     disc = OneHotInputs(Concat(mlp_discriminator(cfg, data.x_dim + k)), k, (1,))
     obj = NonSaturatingGAN(Empirical(var=["x"]), gen, disc, cond=["y"])
-    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
-               d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)})
+    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, **optimizer_settings(cfg))
 
 
 @register("acgan", "ACGAN: G(z, y); D with a real/fake head and an auxiliary classifier Q(y|x)", ACGANConfig,
@@ -71,6 +70,5 @@ def build_acgan(cfg: ACGANConfig, data: DataInfo) -> GAN:
     fake_ce = BatchE(gen, -LogProb(q)).mean()
     loss = adv.mean() + cfg.class_weight * fake_ce
     d_extra = cfg.class_weight * ((-LogProb(q)).mean() + BatchE(gen, -LogProb(q), detach=True).mean())
-    return GAN(loss, gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
-               d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)},
-               discriminator_extra=d_extra, discriminator_modules=[classifier[-1]])  # the head; the body is in D
+    return GAN(loss, gen, d_steps=cfg.d_steps, **optimizer_settings(cfg), discriminator_extra=d_extra,
+               discriminator_modules=[classifier[-1]])  # the head; the body is in D

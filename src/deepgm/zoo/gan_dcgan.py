@@ -4,16 +4,16 @@ non-saturating loss, Adam(2e-4, β₁ = 0.5). Images travel flattened, as the da
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from deepgm.data import square_image_shape
 from deepgm.distributions import Deterministic, Empirical
 from deepgm.losses.gan import NonSaturatingGAN
 from deepgm.models.gan import GAN
-from deepgm.zoo.gan_basic import GANConfig, latent_prior
+from deepgm.zoo.gan_basic import GANConfig, latent_prior, optimizer_settings
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["DCGANConfig", "DCGenerator", "DCDiscriminator", "build_dcgan"]
@@ -28,8 +28,9 @@ class DCGANConfig(GANConfig):
 
 
 def _side(data: DataInfo) -> int:
-    side = int(round(math.sqrt(data.x_dim)))
-    if side * side != data.x_dim or side % 4:
+    shape = square_image_shape(data.x_dim)
+    side = shape[-1] if shape is not None else 0
+    if not side or side % 4:
         raise ValueError(f"dcgan needs square images with a side divisible by 4 (28×28, 8×8), got x of shape "
                          f"{data.x_shape}")
     return side
@@ -68,7 +69,8 @@ class DCDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.reshape(x.shape[0], 1, self.side, self.side))
+        logit: torch.Tensor = self.net(x.reshape(x.shape[0], 1, self.side, self.side))
+        return logit
 
 
 @register("dcgan", "DCGAN: convolutional generator and discriminator for square images, NS loss",
@@ -80,5 +82,4 @@ def build_dcgan(cfg: DCGANConfig, data: DataInfo) -> GAN:
                       name="G")
     gen = (g * latent_prior(cfg)).marginalize_var("z")
     obj = NonSaturatingGAN(Empirical(var=["x"]), gen, DCDiscriminator(side, cfg.channels))
-    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
-               d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)})
+    return GAN(obj.mean(), gen, d_steps=cfg.d_steps, **optimizer_settings(cfg))

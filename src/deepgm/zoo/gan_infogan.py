@@ -15,7 +15,13 @@ from deepgm.losses import LogProb
 from deepgm.losses.gan import BatchE, NonSaturatingGAN
 from deepgm.models.gan import GAN
 from deepgm.nn import LogitsHead
-from deepgm.zoo.gan_basic import GANConfig, discriminator_with_classifier, generator_net, latent_prior
+from deepgm.zoo.gan_basic import (
+    GANConfig,
+    discriminator_with_classifier,
+    generator_net,
+    latent_prior,
+    optimizer_settings,
+)
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["InfoGANConfig", "build_infogan"]
@@ -45,8 +51,7 @@ def build_infogan(cfg: InfoGANConfig, data: DataInfo) -> GAN:
     info = BatchE(gen_xc, LogProb(q)).mean()
     loss = adv.mean() - cfg.info_weight * info
     d_extra = -cfg.info_weight * BatchE(gen_xc, LogProb(q), detach=True).mean()
-    model = GAN(loss, gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.999)},
-                d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.999)},
-                discriminator_extra=d_extra, discriminator_modules=[code_logits[-1]])  # the head; the body is in D
+    model = GAN(loss, gen, d_steps=cfg.d_steps, **optimizer_settings(cfg), discriminator_extra=d_extra,
+                discriminator_modules=[code_logits[-1]])  # the head; the body is in D
     model.__dict__["codes_generator"] = gen_xc  # shares the generator's modules: not registered twice
     return model

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from deepgm.distributions import Empirical
-from deepgm.losses.gan import MMDMixture
+from deepgm.losses.mmd import MMDMixture
 from deepgm.models.gan import GAN
 from deepgm.nn import MLP
-from deepgm.zoo.gan_basic import GANConfig, mlp_generator
+from deepgm.zoo.gan_basic import GANConfig, mlp_generator, optimizer_settings
 from deepgm.zoo.registry import DataInfo, register
 
 __all__ = ["GMMNConfig", "MMDGANConfig", "build_gmmn", "build_mmd_gan"]
@@ -53,5 +53,4 @@ def build_mmd_gan(cfg: MMDGANConfig, data: DataInfo) -> GAN:
     gen = mlp_generator(cfg, data)
     phi = MLP([data.x_dim, *cfg.disc_hidden, cfg.feature_dim], "leaky_relu")
     loss = MMDMixture(Empirical(var=["x"]), gen, phi, bandwidths=cfg.bandwidths, clip=cfg.clip)
-    return GAN(loss, gen, d_steps=cfg.d_steps, optimizer_params={"lr": cfg.lr, "betas": (0.5, 0.9)},
-               d_optimizer_params={"lr": cfg.disc_lr or cfg.lr, "betas": (0.5, 0.9)})
+    return GAN(loss, gen, d_steps=cfg.d_steps, **optimizer_settings(cfg, (0.5, 0.9)))

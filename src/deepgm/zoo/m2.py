@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from deepgm.data import DataInfo
 from deepgm.distributions import Bernoulli, Categorical, Normal
 from deepgm.losses import KL, E, Entropy, Enumerate, LogProb
 from deepgm.models import Model
 from deepgm.nn import MLP, LogitsHead, NormalHead, OneHotInputs
-from deepgm.zoo.registry import DataInfo, register
+from deepgm.zoo.registry import register
 
 
 @dataclass
@@ -83,10 +85,35 @@ class M2(Model):
     @torch.no_grad()
     def generate(self, n: int, mean: bool = True, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images of classes ``y`` (default: cycling through the classes) from ``z ~ p(z)``."""
-        k = self._classifier.features_shape[0] if self._classifier.features_shape else 10
-        y = torch.arange(n) % k if y is None else y
+        y = torch.arange(n) % self.n_classes if y is None else y
         z = self._prior.sample(batch_n=n)["z"]
         return self._decoder.mean({"z": z, "y": y})
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes of ``y``."""
+        return self._classifier.features_shape[0] if self._classifier.features_shape else 10
+
+    def evaluate(self, test_data: Mapping[str, torch.Tensor], *, k: int = 1000,
+                 info: DataInfo | None = None) -> dict[str, Any]:
+        """What M2 is for: the classifier's ``test_accuracy`` and ``test_error`` on the labelled test data."""
+        was = self.training
+        self.eval()
+        try:
+            acc = self.accuracy(test_data["x"], test_data["y"])
+        finally:
+            self.train(was)
+        return {"test_accuracy": acc, "test_error": 1 - acc}
+
+    def figures(self, out_dir: Path, test_data: Mapping[str, torch.Tensor], info: DataInfo) -> list[Path]:
+        """``samples.png``: 8 images of every class, a column per class (for image data)."""
+        from deepgm import viz
+
+        shape = info.image_shape
+        if shape is None:
+            return []
+        samples = self.generate(8 * self.n_classes)
+        return [viz.save_samples(samples, out_dir / "samples.png", image_shape=shape, nrow=self.n_classes)]
 
 
 def prepare_m2(model: M2, cfg: M2Config, splits: dict[str, dict[str, torch.Tensor]],

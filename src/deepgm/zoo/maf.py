@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepgm.flows import MAF, BatchNormFlow, FlowModel, ReversePermutation, Transform
+from deepgm.flows import MAF, BatchNormFlow, ReversePermutation, Transform
+from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing
 from deepgm.zoo.registry import DataInfo, register
 

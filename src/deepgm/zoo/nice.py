@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from deepgm.flows import AdditiveCoupling, FlowModel, Scaling, Transform, alternating_mask
+from deepgm.flows import AdditiveCoupling, Scaling, Transform, alternating_mask
+from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing
 from deepgm.zoo.registry import DataInfo, register
 

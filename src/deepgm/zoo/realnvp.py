@@ -6,16 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from deepgm.data import square_image_shape
 from deepgm.flows import (
     AffineCoupling,
     BatchNormFlow,
-    FlowModel,
     Reshape,
     Transform,
     alternating_mask,
     multiscale_realnvp,
 )
-from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing, square_image
+from deepgm.models import FlowModel
+from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing
 from deepgm.zoo.registry import DataInfo, register
 
 
@@ -40,7 +41,7 @@ def build_realnvp(cfg: RealNVPConfig, data: DataInfo) -> FlowModel:
     """RealNVP for flat ``x`` of ``data``."""
     d = data.x_dim
     ts: list[Transform] = preprocessing(cfg.preprocess, data, cfg.quantization_levels, cfg.logit_alpha)
-    image = square_image(d) if data.binary else None
+    image = square_image_shape(d) if data.binary else None
     arch = cfg.architecture
     if arch == "auto":
         arch = "multiscale" if image is not None and image[1] % 2 ** (cfg.levels - 1) == 0 else "vector"

@@ -1,32 +1,19 @@
 """The model zoo's registry: a name, a one-line summary, a config dataclass and a builder per model.
 
 ``deepgm list`` shows the registry; ``deepgm train NAME`` builds ``NAME`` from its config (each field is
-a CLI option) and the data's description.
+a CLI option) and the data's description, a :class:`deepgm.data.DataInfo` (re-exported here because every
+builder's signature names it).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from deepgm.data.prepared import DataInfo
+
 __all__ = ["DataInfo", "ZooEntry", "register", "get", "names", "REGISTRY"]
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What a builder needs to know of the data: one example's shape, labels, value type."""
-
-    name: str
-    x_shape: tuple[int, ...]
-    n_classes: int | None = None
-    binary: bool = True  # values in [0, 1] read as Bernoulli probabilities
-
-    @property
-    def x_dim(self) -> int:
-        """The number of values in one example."""
-        return math.prod(self.x_shape)
 
 
 @dataclass(frozen=True)
