@@ -61,6 +61,17 @@ def test_missing_mnist_names_the_files(tmp_path: Path, monkeypatch: pytest.Monke
     assert "train-images-idx3-ubyte" in _err_line(capsys)
 
 
+def test_missing_data_advice_names_what_the_cli_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DEEPGM_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["train", "vae", "--dataset", "mnist", "--out", str(tmp_path / "run")]) == 2
+    line = _err_line(capsys)
+    assert "train-images-idx3-ubyte" in line and "--data-dir" in line
+    assert "download=True" not in line  # the Python API's option, which the CLI does not have
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_malformed_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[model\nz_dim = 3\n")
@@ -216,3 +227,142 @@ def test_the_vae_example_says_how_it_runs_and_runs(tmp_path: Path) -> None:
     assert "quickstart.sh" not in how or any("vae_quickstart.py" in ln for ln in commands), how
     metrics = example.main(epochs=1, out=tmp_path / "q")
     assert metrics["test_elbo"] < 0 and (tmp_path / "q" / "metrics.json").exists()
+
+
+# -- run folders: nothing lost ----------------------------------------------------------------------------
+TINY = ["--z-dim", "2", "--hidden", "8", "--progress", "false", "--eval-k", "2"]
+
+
+def _pointed(run: Path) -> dict[str, str]:
+    ckpts = run / "checkpoints"
+    return {p: (ckpts / p).read_text().strip() for p in ("last", "best") if (ckpts / p).exists()}
+
+
+def test_training_into_an_existing_run_is_refused_unless_overwritten(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "vae", *TINY, "--epochs", "1", "--out", str(run)]) == 0
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    assert main(["train", "vae", *TINY, "--max-steps", "3", "--out", str(run)]) == 2
+    assert "already holds a run; pass --resume to continue it, --overwrite" in _err_line(capsys)
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # nothing of the run changed
+    # --overwrite replaces the run whole: no checkpoint of the old one is left for best/last to name
+    assert main(["train", "vae", "--z-dim", "3", "--hidden", "8", "--max-steps", "3", "--progress", "false",
+                 "--eval-k", "2", "--overwrite", "--out", str(run)]) == 0
+    steps = sorted(d.name for d in (run / "checkpoints").iterdir() if d.name.startswith("step-"))
+    assert steps == ["step-000000003"] and set(_pointed(run).values()) <= set(steps)
+    assert json.loads((run / "run.json").read_text())["model_config"]["z_dim"] == 3
+    capsys.readouterr()
+    assert main(["eval", str(run), "--k", "2", "--n-test", "10"]) == 0
+
+
+def test_a_run_folder_trains_one_process_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import socket
+
+    from deepgm.zoo.runs import LOCK_NAME, hold_run
+
+    run = tmp_path / "run"
+    with hold_run(run):  # another training holds the folder
+        assert main(["train", "vae", *TINY, "--max-steps", "2", "--out", str(run)]) == 2
+        line = _err_line(capsys)
+    assert f"is in use by another training (pid {os.getpid()} on {socket.gethostname()} since " in line
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]  # nothing written: no run.json
+
+
+def test_a_resume_with_other_options_is_refused_before_anything_is_written(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "vae", *TINY, "--max-steps", "2", "--out", str(run)]) == 0
+    meta = (run / "run.json").read_bytes()
+    for argv, expected in [
+        (["--z-dim", "4"], "options differ from the run's: --z-dim 2 → 4"),
+        (["--lr", "0.01", "--batch-size", "50"], "--lr 0.001 → 0.01, --batch-size 100 → 50; that is a different run"),
+        (["--seed", "3"], "--allow-changed seed"),
+        (["--dataset", "mnist"], "the data of a run cannot change (--dataset digits → mnist)"),
+        (["--allow-changed", "z-dim", "--z-dim", "4"], "the changed options change the model's weights"),
+    ]:
+        capsys.readouterr()
+        assert main(["train", "vae", "--resume", "--out", str(run), *argv]) == 2, argv
+        assert expected in _err_line(capsys)
+        assert (run / "run.json").read_bytes() == meta and _pointed(run) == {"last": "step-000000002"}
+    # what may change, changes; options not given keep the run's values; the resume is recorded
+    assert main(["train", "vae", "--resume", "--out", str(run), "--max-steps", "4", "--log-every", "1",
+                 "--allow-changed", "lr", "--lr", "0.002", "--eval-k", "2"]) == 0
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["resumes"][-1]["changed"] == {"lr": [0.001, 0.002], "max_steps": [2, 4], "log_every": [20, 1]}
+    assert recorded["model_config"]["z_dim"] == 2 and recorded["train_config"]["max_steps"] == 4
+    state = torch.load(run / "checkpoints" / "step-000000004" / "state.pt", weights_only=True)
+    assert state["trainable"]["optimizer"]["param_groups"][0]["lr"] == 0.002  # the allowed change took effect
+
+
+def test_eval_prints_its_result_before_a_failed_write(vae_run: dict[str, typing.Any], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import deepgm.cli
+
+    def read_only(path: typing.Any, _text: str) -> Path:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(deepgm.cli, "write_text_atomic", read_only)
+    capsys.readouterr()
+    assert main(["eval", str(vae_run["run"]), "--k", "2", "--n-test", "10"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["test_images"] == 10  # the result, computed and shown
+    assert err.strip().splitlines() == [f"deepgm: error: the result above was not saved: cannot write "
+                                        f"{vae_run['run'] / 'eval.json'} (Permission denied)"]
+
+
+def test_a_short_run_still_gets_its_report(tmp_path: Path) -> None:
+    run = tmp_path / "run"  # two steps, none logged (log every 50), stopped inside the first epoch
+    assert main(["train", "vae", *TINY, "--max-steps", "2", "--log-every", "50", "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["test_elbo"] < 0
+
+
+@pytest.mark.parametrize(("sig", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_training_after_a_checkpoint(sig: str, status: int, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import deepgm
+
+    run = tmp_path / "run"
+    src = str(Path(deepgm.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "deepgm.cli", "train", "vae", *TINY, "--epochs", "10000",
+                             "--checkpoint-every", "1", "--out", str(run)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "checkpoints" / "last").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"deepgm: training stopped by {sig} after step ") and "--resume" in last, err
+    step = int(last.split(" after step ")[1].split(";")[0])
+    assert _pointed(run)["last"] == f"step-{step:09d}" and f"checkpoint {run}/checkpoints/step-{step:09d}" in last
+    capsys.readouterr()
+    assert main(["train", "vae", "--resume", "--out", str(run), "--max-steps", str(step + 1), "--eval-k", "2"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == step + 1
+
+
+def test_a_start_removes_what_a_killed_run_left_in_its_folder(tmp_path: Path) -> None:
+    from deepgm.zoo.runs import hold_run
+
+    run = tmp_path / "run"
+    (run / ".tmp-abc123").mkdir(parents=True)  # a folder write cut short by SIGKILL
+    (run / ".tmp-abc123" / "model.safetensors").write_bytes(b"half")
+    (run / ".metrics.json.x1y2.tmp").write_text("{")  # a file write cut short
+    (run / "metrics.csv").write_text("step,loss\n")
+    with hold_run(run):
+        assert sorted(p.name for p in run.iterdir()) == [".lock", "metrics.csv"]

@@ -5,7 +5,8 @@ written to ``.<name>.<random>.tmp`` in the target's folder, flushed to disk and 
 a folder is filled as ``.tmp-<random>/`` and renamed into place. A reader therefore sees the old content
 or the new, never half of it. A process killed mid-write leaves its temporary behind (only the rename is
 atomic); :func:`remove_stale_temporaries` deletes them, and the trainer calls it at the start of every run
-while it holds the checkpoint folder's lock (so no live writer can own them).
+while it holds the checkpoint folder's lock (so no live writer can own them). :func:`file_digest` is the
+checksum that checkpoint manifests record of their files.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -14,10 +15,13 @@ while it holds the checkpoint folder's lock (so no live writer can own them).
 'step-1\\n'
 >>> sorted(p.name for p in d.iterdir())
 ['last']
+>>> file_digest(d / "last")[:16]  # SHA-256 of the file's bytes
+'0020eb0460d3f13c'
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -29,7 +33,7 @@ from typing import IO, Any
 import torch
 
 __all__ = ["atomic_write", "write_text_atomic", "save_atomic", "atomic_folder", "remove_stale_temporaries",
-           "TEMP_FOLDER_PREFIX", "TEMP_FILE_SUFFIX"]
+           "file_digest", "TEMP_FOLDER_PREFIX", "TEMP_FILE_SUFFIX"]
 
 TEMP_FOLDER_PREFIX = ".tmp-"  # temporary folders: ``.tmp-<random>``
 TEMP_FILE_SUFFIX = ".tmp"  # temporary files: ``.<name>.<random>.tmp``
@@ -124,3 +128,9 @@ def remove_stale_temporaries(folder: PathLike) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def file_digest(path: PathLike) -> str:
+    """The SHA-256 of the file at ``path``, in hex (read in chunks: any size)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -13,6 +13,7 @@ import pytest
 from deepgm.data import (
     MNIST_SPEC,
     DatasetNotFoundError,
+    IDXFormatError,
     cache_dir,
     candidate_dirs,
     load_fashion_mnist,
@@ -43,9 +44,41 @@ def test_missing_files_message(isolated_env: Path, tmp_path: Path) -> None:
         assert name not in msg
     assert str(explicit) in msg
     assert str(explicit / "MNIST" / "raw") in msg
+    assert "DEEPGM_DATA" in msg
+    # issue 19: an explicit folder is used or refused, in one line; the cache is not searched, and no
+    # download=True is suggested (the command line has none)
+    assert "\n" not in msg
+    assert str(cache_dir("mnist")) not in msg
+    assert "download=True" not in msg
+
+
+def test_missing_files_message_without_a_folder(isolated_env: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_mnist("test")
+    msg = str(info.value)
+    assert all(name in msg for name in TEST)
     assert str(cache_dir("mnist")) in msg
     assert "DEEPGM_DATA" in msg
-    assert "download=True" in msg
+    assert "--data-dir" in msg
+    assert "download=True" not in msg  # issue 19: the command line has no such option
+
+
+@pytest.mark.parametrize("kind", ["typo", "file"])
+def test_explicit_folder_is_never_substituted(isolated_env: Path, tmp_path: Path, fake_mnist, monkeypatch,
+                                              kind: str) -> None:
+    # issue 19: `--data-dir` with a typo silently fell back to ~/.cache/deepgm/mnist
+    fake_mnist(cache_dir("mnist"), n_test=13)
+    fake_mnist(tmp_path / "env" / "mnist", n_test=12)
+    monkeypatch.setenv("DEEPGM_DATA", str(tmp_path / "env"))
+    given = tmp_path / "mnsit"
+    if kind == "file":
+        given.write_text("not a folder")
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_mnist("test", given)
+    msg = str(info.value)
+    assert "\n" not in msg and str(given) in msg and all(name in msg for name in TEST)
+    assert ("does not exist" if kind == "typo" else "is not a folder") in msg
+    assert str(cache_dir("mnist")) not in msg and str(tmp_path / "env") not in msg
 
 
 def test_missing_lists_exactly_the_absent_files(isolated_env: Path, tmp_path: Path, fake_mnist) -> None:
@@ -53,7 +86,7 @@ def test_missing_lists_exactly_the_absent_files(isolated_env: Path, tmp_path: Pa
     (folder / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DatasetNotFoundError) as info:
         load_mnist("train", folder, n_valid=10)
-    missing_line = next(line for line in str(info.value).splitlines() if line.startswith("Missing"))
+    missing_line = str(info.value).split("missing ", 1)[1].split("(", 1)[0]  # one line (issue 19)
     assert "train-labels-idx1-ubyte" in missing_line
     assert "train-images-idx3-ubyte" not in missing_line
 
@@ -61,10 +94,13 @@ def test_missing_lists_exactly_the_absent_files(isolated_env: Path, tmp_path: Pa
 def test_env_var_folders_listed(isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     monkeypatch.setenv("DEEPGM_DATA", f"{a}{os.pathsep}{b}")
-    dirs = candidate_dirs(MNIST_SPEC, tmp_path / "x")
-    assert dirs[0] == tmp_path / "x"
+    dirs = candidate_dirs(MNIST_SPEC)
     assert dirs.index(a) < dirs.index(a / "mnist") < dirs.index(b) < dirs.index(b / "MNIST" / "raw")
     assert dirs[-1] == cache_dir("mnist") == isolated_env / ".cache" / "deepgm" / "mnist"
+    # an explicit folder: only it and its sub-folders (issue 19)
+    explicit = candidate_dirs(MNIST_SPEC, tmp_path / "x")
+    assert explicit[0] == tmp_path / "x"
+    assert explicit == [tmp_path / "x"] + [tmp_path / "x" / sub for sub in MNIST_SPEC.subdirs]
 
 
 def test_search_order(isolated_env: Path, tmp_path: Path, fake_mnist, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +113,8 @@ def test_search_order(isolated_env: Path, tmp_path: Path, fake_mnist, monkeypatc
 
     assert len(load_mnist("test", explicit)) == 11  # explicit path first
     assert len(load_mnist("test")) == 12  # then $DEEPGM_DATA (here its mnist/ sub-folder)
-    assert len(load_mnist("test", tmp_path / "nowhere")) == 12  # an empty explicit path falls through
+    with pytest.raises(DatasetNotFoundError, match="nowhere does not exist"):  # never substituted (issue 19)
+        load_mnist("test", tmp_path / "nowhere")
     monkeypatch.delenv("DEEPGM_DATA")
     assert len(load_mnist("test")) == 13  # then the cache
 
@@ -144,3 +181,26 @@ def test_download_unreachable_mirror(isolated_env: Path, tmp_path: Path) -> None
     spec = dataclasses.replace(MNIST_SPEC, mirrors=((tmp_path / "offline").as_uri() + "/",))
     with pytest.raises(DatasetNotFoundError, match="Download failed"):
         locate_files(spec, TEST, download=True)
+
+
+def test_download_goes_into_the_explicit_folder(isolated_env: Path, tmp_path: Path, fake_mnist) -> None:
+    # issue 19: an explicit folder is used, not substituted: download=True fetches into it, not the cache
+    mirror, md5 = _mirror(tmp_path, fake_mnist)
+    spec = dataclasses.replace(MNIST_SPEC, mirrors=(mirror.as_uri() + "/",), md5=md5)
+    target = tmp_path / "mine"
+    found = locate_files(spec, TEST, data_dir=target, download=True)
+    assert all(p.parent == target for p in found.values())
+    assert not cache_dir("mnist").exists()
+
+
+def test_wrong_image_size_and_label_range_are_named(isolated_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    write_idx(folder / TEST[0], np.zeros((3, 10, 10), np.uint8))
+    write_idx(folder / TEST[1], np.zeros(3, np.uint8))
+    with pytest.raises(IDXFormatError, match=r"expected uint8 images \(N, 28, 28\)"):
+        load_mnist("test", folder)
+    write_idx(folder / TEST[0], np.zeros((3, 28, 28), np.uint8))
+    write_idx(folder / TEST[1], np.array([0, 1, 200], np.uint8))
+    with pytest.raises(IDXFormatError, match="expected class labels 0..9"):
+        load_mnist("test", folder)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deepgm.data import IDXFormatError, read_idx, write_idx
+from deepgm.errors import DeepGMError
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -72,3 +73,21 @@ def test_corrupt_gzip(tmp_path: Path) -> None:
 
 def test_idx_error_is_value_error() -> None:
     assert issubclass(IDXFormatError, ValueError)
+
+
+@pytest.mark.parametrize("kind", ["bad-deflate-block", "only-magic", "bad-header", "truncated"])
+def test_garbage_gzip_is_an_idx_error_naming_the_file(tmp_path: Path, kind: str) -> None:
+    # issue 19: a damaged .gz gave a raw zlib.error (no file named); every kind is a deepgm error now
+    good = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4]))
+    payload = {
+        "bad-deflate-block": b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x07" + bytes(10),  # reserved block type
+        "only-magic": b"\x1f\x8b",
+        "bad-header": b"\x1f\x8b" + bytes(range(40)),
+        "truncated": good[: len(good) // 2],
+    }[kind]
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(payload)
+    with pytest.raises(IDXFormatError, match="gzip") as info:
+        read_idx(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, DeepGMError)

@@ -124,3 +124,10 @@ def test_toy_and_dsprites_via_load_dataset() -> None:
         load_dataset("moons", binarize="dynamic")
     sprites = load_dataset("dsprites", "test", size=32, n_pos=4, n_rotation=4, n_scale=2)
     assert isinstance(sprites, DSprites) and sprites[0]["x"].shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["digits", "moons"])
+def test_data_dir_for_a_dataset_without_files_is_refused(tmp_path: Path, name: str) -> None:
+    # issue 19: a folder given is used or refused; digits and the toys read none, so it was ignored silently
+    with pytest.raises(ValueError, match=f"data_dir=.* given for '{name}', which reads no files"):
+        load_dataset(name, "test", tmp_path)

@@ -126,6 +126,20 @@ def test_save_load_roundtrip_continues_identically(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temporary file
 
 
+def test_loading_a_damaged_save_is_one_named_error(tmp_path: Path) -> None:
+    from deepgm.errors import CheckpointCorruptError
+
+    q, p, prior, loss = build(d=12, h=8, z=2)
+    model = Model(loss, distributions=[p, q])
+    path = model.save(tmp_path / "ckpt.pt")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointCorruptError, match=r"ckpt\.pt is not a readable torch\.save file"):
+        model.load(path)
+    path.write_text("not a checkpoint")
+    with pytest.raises(CheckpointCorruptError, match=r"ckpt\.pt is not a readable torch\.save file"):
+        model.load(path)
+
+
 def test_presets() -> None:
     x = _x(8, 10)
     q, p, prior, _ = build(d=10, h=8, z=2)

@@ -1,14 +1,16 @@
 """Finding dataset files on disk, and fetching them from mirrors with checksum verification.
 
-Search order for a dataset called ``<name>`` (for example ``"mnist"``):
+Where the files of a dataset called ``<name>`` (for example ``"mnist"``) are looked for:
 
-1. the explicit ``data_dir`` argument, if given;
-2. every folder listed in the ``DEEPGM_DATA`` environment variable (``os.pathsep``-separated);
-3. the cache ``~/.cache/deepgm``.
+* an explicit ``data_dir`` (``--data-dir`` on the command line) is used or refused: only it and its
+  sub-folders are searched, and when they lack the files :class:`DatasetNotFoundError` says so in one line
+  naming the folder and the files expected. Nothing else is substituted for it;
+* with no ``data_dir``: every folder listed in the ``DEEPGM_DATA`` environment variable
+  (``os.pathsep``-separated), then the cache ``~/.cache/deepgm/<name>``.
 
-Each of these *roots* is tried as-is and with the dataset's sub-folders appended
-(``<root>/mnist``, ``<root>/MNIST/raw``, ...). The first folder holding every needed file wins.
-Files may be stored gzipped (``name.gz``) or raw (``name``).
+Each *root* is tried as-is and with the dataset's sub-folders appended (``<root>/mnist``,
+``<root>/MNIST/raw``, ...). The first folder holding every needed file wins. Files may be stored gzipped
+(``name.gz``) or raw (``name``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deepgm.errors import DeepGMError
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -35,7 +39,7 @@ __all__ = [
 DATA_ENV_VAR = "DEEPGM_DATA"
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(DeepGMError, FileNotFoundError):
     """A dataset's files are not on disk (and could not, or were not allowed to, be downloaded)."""
 
 
@@ -69,16 +73,15 @@ def _env_roots() -> list[Path]:
 
 
 def candidate_dirs(spec: FileSpec, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Every folder searched for ``spec``'s files, in search order, without duplicates."""
-    roots: list[Path] = []
-    if data_dir is not None:
-        roots.append(Path(data_dir).expanduser())
-    roots.extend(_env_roots())
+    """Every folder searched for ``spec``'s files, in search order, without duplicates: ``data_dir`` and
+    its sub-folders when it is given, else those of ``$DEEPGM_DATA`` and then the cache."""
+    roots = [Path(data_dir).expanduser()] if data_dir is not None else _env_roots()
     out: list[Path] = []
     for root in roots:
         out.append(root)
         out.extend(root / sub for sub in spec.subdirs)
-    out.append(cache_dir(spec.name))
+    if data_dir is None:
+        out.append(cache_dir(spec.name))
     seen: set[str] = set()
     unique = []
     for folder in out:
@@ -144,6 +147,33 @@ def download_files(spec: FileSpec, names: Sequence[str], dest: Path, timeout: fl
     return errors
 
 
+def _explicit_message(
+    spec: FileSpec,
+    data_dir: Path,
+    names: Sequence[str],
+    missing: Sequence[str],
+    searched: Sequence[Path],
+    skipped: Mapping[Path, str],
+    download_errors: Sequence[str],
+) -> str:
+    """One line: the folder given, what it lacks, and where in it the files were looked for."""
+    expected = ", ".join(names)
+    subs = ", ".join(spec.subdirs)
+    if data_dir.exists() and not data_dir.is_dir():
+        return f"{spec.title} data folder {data_dir} is not a folder; expected a folder holding {expected}"
+    if not data_dir.exists():
+        where = f" (or one of its sub-folders {subs})" if subs else ""
+        return (f"{spec.title} data folder {data_dir} does not exist; expected it{where} to hold {expected} "
+                "(each may be gzipped, '.gz')")
+    text = (f"{spec.title} files not found in the data folder {data_dir}: missing {', '.join(missing)} "
+            f"(each may be gzipped, '.gz'); looked in " + ", ".join(str(f) for f in searched))
+    if skipped:
+        text += "; " + "; ".join(f"{folder} (skipped: {why})" for folder, why in skipped.items())
+    if download_errors:
+        text += "; download failed: " + "; ".join(download_errors)
+    return text + f" (a folder given is used as it is: ${DATA_ENV_VAR} and the cache are searched only without one)"
+
+
 def _not_found_message(
     spec: FileSpec,
     missing: Sequence[str],
@@ -165,13 +195,13 @@ def _not_found_message(
     lines.append(
         f"Put the files in {cache_dir(spec.name)}, or in a folder named by the {DATA_ENV_VAR} "
         f"environment variable (directly or in a '{spec.subdirs[0] if spec.subdirs else spec.name}' "
-        "sub-folder), or pass data_dir=..."
+        "sub-folder), or give their folder explicitly (data_dir=..., or --data-dir on the command line)"
     )
     if download_errors:
         lines.append("Download failed:")
         lines.extend(f"  {err}" for err in download_errors)
     elif not download and spec.mirrors:
-        lines.append("Or pass download=True to fetch them from: " + ", ".join(spec.mirrors))
+        lines.append("The files are published at: " + ", ".join(spec.mirrors))
     return "\n".join(lines)
 
 
@@ -183,9 +213,12 @@ def locate_files(
 ) -> dict[str, Path]:
     """Find ``names`` (a subset of ``spec.files``) in the first folder holding all of them.
 
-    If none does and ``download`` is true, fetch the missing ones into ``cache_dir(spec.name)``.
-    Raises :class:`DatasetNotFoundError` naming the missing files and the folders searched.
+    A ``data_dir`` given is used or refused (only it and its sub-folders are searched; see the module
+    docstring). If no folder holds the files and ``download`` is true, the missing ones are fetched into
+    ``data_dir`` when given, else into ``cache_dir(spec.name)``. Raises :class:`DatasetNotFoundError`
+    naming the missing files and the folders searched.
     """
+    explicit = None if data_dir is None else Path(data_dir).expanduser()
     searched = candidate_dirs(spec, data_dir)
     skipped: dict[Path, str] = {}
     best: dict[str, Path] = {}
@@ -201,12 +234,15 @@ def locate_files(
             best = found
     missing = [n for n in names if n not in best]
     download_errors: list[str] = []
-    if download and spec.mirrors:
-        dest = cache_dir(spec.name)
+    if download and spec.mirrors and (explicit is None or not explicit.exists() or explicit.is_dir()):
+        dest = cache_dir(spec.name) if explicit is None else explicit
         already = _find_in(dest, names)
         download_errors = download_files(spec, [n for n in names if n not in already], dest)
         found = _find_in(dest, names)
         if not download_errors and len(found) == len(names):
             return found
         missing = [n for n in names if n not in found]
+    if explicit is not None:
+        raise DatasetNotFoundError(
+            _explicit_message(spec, explicit, names, missing, searched, skipped, download_errors))
     raise DatasetNotFoundError(_not_found_message(spec, missing, searched, skipped, download_errors, download))

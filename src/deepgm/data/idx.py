@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from deepgm.errors import DeepGMError
 
 __all__ = ["IDXFormatError", "read_idx", "write_idx"]
 
@@ -33,8 +36,8 @@ _TYPE_CODES: dict[int, np.dtype] = {
 _CODE_OF_KIND: dict[tuple[str, int], int] = {(dt.kind, dt.itemsize): code for code, dt in _TYPE_CODES.items()}
 
 
-class IDXFormatError(ValueError):
-    """Raised when a file is not a well-formed IDX file."""
+class IDXFormatError(DeepGMError, ValueError):
+    """Raised when a file is not a well-formed IDX file (or a gzip stream of one); the message names it."""
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -43,8 +46,9 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == _GZIP_MAGIC:
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise IDXFormatError(f"{path}: corrupt gzip stream ({err})") from err
+        except (OSError, EOFError, zlib.error) as err:  # truncated, bad header or CRC, garbage data
+            raise IDXFormatError(f"{path}: corrupt or truncated gzip stream ({err}); expected a gzipped "
+                                 "IDX file: fetch it again") from err
     return raw
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -17,6 +18,7 @@ from .toy import toy_2d_dataset, toy_2d_names
 __all__ = ["dataset_names", "load_dataset"]
 
 _IMAGE_DATASETS = ("mnist", "fashion-mnist", "digits", "dsprites")
+_FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from files (data_dir applies)
 _ALIASES = {
     "fashion_mnist": "fashion-mnist",
     "fashionmnist": "fashion-mnist",
@@ -48,12 +50,13 @@ def load_dataset(
     download: bool = False,
     seed: int = 0,
     n_samples: int | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> Dataset[dict[str, Tensor]]:
     """Load dataset ``name``'s ``split`` (``"train"``, ``"valid"``, ``"test"``, ``"train+valid"``).
 
     * ``"mnist"``, ``"fashion-mnist"``: 28×28 images in [0, 1] with labels, from IDX files
-      (``data_dir`` / ``$DEEPGM_DATA`` / ``~/.cache/deepgm``; ``download=True`` fetches them);
+      (in ``data_dir`` when given, which is then used or refused; else ``$DEEPGM_DATA``, then
+      ``~/.cache/deepgm``; ``download=True`` fetches them);
       train/valid is a 50k/10k split of the 60k training images by ``seed``.
     * ``"digits"``: scikit-learn's 8×8 digits in [0, 1] with labels.
     * ``"dsprites"``: procedurally rendered sprites with factor labels (``size=64`` or ``32``).
@@ -63,12 +66,17 @@ def load_dataset(
     Image options: ``flatten`` (vectors), ``binarize`` (``"dynamic"``, ``"fixed"``, ``"threshold"``),
     ``halves`` (``{"x_top", "x_bottom"}`` instead of ``"x"``), ``transform`` (per image).
     Further ``kwargs`` go to the dataset's own loader (e.g. ``n_valid``, ``binarize_seed``, ``size``).
-    Unknown names raise ``ValueError`` listing the valid ones.
+    Unknown names raise ``ValueError`` listing the valid ones, and so does a ``data_dir`` given for a
+    dataset that reads no files (it would be ignored).
     """
     key = name.lower().strip()
     key = _ALIASES.get(key, key)
     split = normalize_split(split)
-    image_opts = {"flatten": flatten, "binarize": binarize, "halves": halves, "transform": transform}
+    if data_dir is not None and key not in _FILE_DATASETS and key in dataset_names():
+        # a folder given is used or refused, never silently ignored
+        raise ValueError(f"data_dir={str(data_dir)!r} given for {name!r}, which reads no files (it is built in); "
+                         f"data_dir applies to {', '.join(_FILE_DATASETS)}")
+    image_opts: dict[str, Any] = {"flatten": flatten, "binarize": binarize, "halves": halves, "transform": transform}
     if key == "mnist":
         return load_mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
     if key == "fashion-mnist":
@@ -78,12 +86,12 @@ def load_dataset(
     if key == "dsprites":
         if binarize is not None or halves or transform is not None:
             raise ValueError("dsprites images are already binary; only flatten applies")
-        return dsprites_split(split, split_seed=seed, flatten=flatten, **kwargs)  # type: ignore[arg-type]
+        return dsprites_split(split, split_seed=seed, flatten=flatten, **kwargs)
     if key in toy_2d_names():
         if binarize is not None or halves or flatten or transform is not None:
             raise ValueError(f"{name!r} is a 2-D point dataset; image options do not apply")
         if split == "train+valid":
             raise ValueError("toy densities have train, valid and test splits only")
         n = _TOY_SIZES[split] if n_samples is None else n_samples
-        return toy_2d_dataset(key, n, seed=seed, split=split, **kwargs)  # type: ignore[arg-type]
+        return toy_2d_dataset(key, n, seed=seed, split=split, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}")

@@ -149,10 +149,13 @@ def load_idx_pair(
     names = TRAIN_FILES if part == "train" else TEST_FILES
     found = locate_files(spec, names, data_dir=data_dir, download=download)
     images, labels = _read(found[names[0]]), _read(found[names[1]])
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise IDXFormatError(f"{found[names[0]]}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+        raise IDXFormatError(f"{found[names[0]]}: expected uint8 images (N, 28, 28), got {images.dtype} {images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise IDXFormatError(f"{found[names[1]]}: expected {images.shape[0]} labels, got array of shape {labels.shape}")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        raise IDXFormatError(f"{found[names[1]]}: expected class labels 0..9, got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
     return images, labels.astype(np.int64)
 
 

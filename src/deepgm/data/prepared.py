@@ -88,6 +88,18 @@ class DataConfig:
     # auto: dynamic binarisation for models with a Bernoulli likelihood, the grey levels for flows and GANs
     binarize: Binarize = "auto"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse an unknown dataset or binarisation, and an empty ``data_dir`` (``ValueError``)."""
+        if self.dataset not in dataset_names():
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(dataset_names())}")
+        if self.binarize not in ("auto", "dynamic", "none"):
+            raise ValueError(f"binarize must be 'auto', 'dynamic' or 'none', got {self.binarize!r}")
+        if self.data_dir is not None and not str(self.data_dir).strip():
+            raise ValueError("data_dir must name a folder (or be None: the default places), got ''")
+
 
 def resolve_binarize(binarize: Binarize, pixels: Pixels) -> Literal["dynamic", "none"]:
     """``binarize`` with ``"auto"`` decided by what the model expects: ``"dynamic"`` for ``"binary"``

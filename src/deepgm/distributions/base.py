@@ -32,6 +32,7 @@ True
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, final
 
@@ -39,9 +40,12 @@ import torch
 from torch import nn
 
 from deepgm.distributions.env import Env
-from deepgm.errors import DeepGMError
+from deepgm.errors import DeepGMError, ShapeError
 
-__all__ = ["Distribution", "JointDistribution", "MarginalizedDistribution", "Binding", "as_shape"]
+__all__ = [
+    "Distribution", "JointDistribution", "MarginalizedDistribution", "Binding", "as_shape", "as_sample_shape",
+    "positive_int",
+]
 
 Shape = tuple[int, ...]
 Binding = tuple[str, torch.Tensor, int, int]
@@ -57,6 +61,25 @@ def as_shape(shape: int | Sequence[int] | torch.Size | None) -> Shape:
     if isinstance(shape, int):
         return (shape,)
     return tuple(int(s) for s in shape)
+
+
+def positive_int(value: Any, what: str, minimum: int = 1, error: type[DeepGMError] = ShapeError) -> int:
+    """``value`` as an int of at least ``minimum``; otherwise an ``error`` naming ``what`` (e.g.
+    ``"IWELBO: k"``): 0 draws would average nothing and give NaN."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise error(f"{what} must be an int >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise error(f"{what} must be >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def as_sample_shape(shape: int | Sequence[int] | None, what: str, error: type[DeepGMError] = ShapeError) -> Shape:
+    """:func:`as_shape` of numbers of draws, each at least 1 (``sample_shape=0`` draws nothing, and its
+    average is NaN); ``what`` names the option in the error, e.g. ``"E: sample_shape"``."""
+    if shape is None:
+        return ()
+    entries = [shape] if not isinstance(shape, Sequence) else list(shape)
+    return tuple([positive_int(s, what, 1, error) for s in entries])
 
 
 def _names(names: str | Iterable[str] | None, what: str, owner: str) -> list[str]:
@@ -222,14 +245,18 @@ class Distribution(nn.Module):
         ``B``); ``batch_n`` sets the batch size of a distribution with no condition; ``reparam``
         keeps the draw differentiable where the family allows it.
         """
-        env = Env(inputs)
+        env = Env(inputs, self)
         self._check_inputs(env)
-        self.draw_into(env, as_shape(sample_shape), batch_n, reparam)
+        shape = as_sample_shape(sample_shape, f"{self.owner}: sample_shape")
+        if batch_n is not None:
+            batch_n = positive_int(batch_n, f"{self.owner}: batch_n")
+        self.draw_into(env, shape, batch_n, reparam)
         return env.values
 
     def log_prob(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         """``log p(var|cond_var)`` summed over event dimensions: a ``(S, B, D)`` value gives ``(S, B)``."""
-        env = Env(inputs)
+        env = Env(inputs, self)
+        env.shared.checking = True  # every value against its family's support, not only the first time
         self._check_inputs(env, with_var=True)
         return self.log_prob_at(env)
 

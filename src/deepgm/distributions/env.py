@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from deepgm.errors import MissingVariableError
+from deepgm.errors import MissingVariableError, ShapeError
 
 __all__ = ["Env"]
 
@@ -27,7 +27,7 @@ Trace = dict[str, tuple[torch.Tensor, int]]
 class _Shared:
     """What every scope of one evaluation shares: the memo tables, the version counter, the open traces."""
 
-    __slots__ = ("params", "samples", "log_probs", "counter", "traces")
+    __slots__ = ("params", "samples", "log_probs", "counter", "traces", "checking")
 
     def __init__(self) -> None:
         self.params: dict[Any, Any] = {}
@@ -35,15 +35,36 @@ class _Shared:
         self.log_probs: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.counter = 0
         self.traces: list[Trace] = []
+        # check every value scored against its family's support (a public log_prob call), not only
+        # on a family's first evaluation
+        self.checking = False
 
 
 class Env:
-    """Variable values of one scope of one evaluation (see the module docstring)."""
+    """Variable values of one scope of one evaluation (see the module docstring).
+
+    >>> import torch
+    >>> env = Env({"x": torch.zeros(2, 3)})  # given inputs have version 0
+    >>> inner = env.child()
+    >>> inner.set("z", torch.ones(5, 2, 4), sdim=1)  # a draw: one leading sample dimension
+    >>> sorted(inner.values), sorted(env.values)  # what a scope sets stays inside it
+    (['x', 'z'], ['x'])
+    >>> inner.key(("x", "z"), "q(z|x)")  # the versions of the values: a memo key
+    (0, 1)
+    >>> env.get("z", "p(x|z)")
+    Traceback (most recent call last):
+    ...
+    deepgm.errors.MissingVariableError: p(x|z) needs the variable 'z', but the inputs hold x
+    """
 
     __slots__ = ("values", "versions", "sdims", "shared", "salt")
 
-    def __init__(self, inputs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, inputs: Mapping[str, Any] | None = None, owner: Any = None) -> None:
         self.values: dict[str, Any] = dict(inputs) if inputs else {}
+        for name, value in self.values.items():  # reads shapes only: no tensor operation, no sync
+            shape = getattr(value, "shape", None)
+            if shape and not shape[0]:
+                raise _empty_error(name, shape, owner)
         self.versions: dict[str, int] = dict.fromkeys(self.values, 0)
         self.sdims: dict[str, int] = {}
         self.shared = _Shared()
@@ -140,3 +161,11 @@ class Env:
         """The log-density remembered for ``owner`` at this very tensor ``value``, or None."""
         hit = self.shared.log_probs.get((id(owner), id(value)))
         return hit[1] if hit is not None and hit[0] is value else None
+
+
+def _empty_error(name: str, shape: Any, owner: Any) -> ShapeError:
+    who = getattr(owner, "owner", None) or (f"objective {owner}" if owner is not None else "")
+    return ShapeError(
+        f"{who + ': ' if who else ''}input '{name}' has 0 rows (shape {tuple(shape)}); an empty batch has no "
+        "value to average (it would give NaN): give at least one row"
+    )

@@ -14,9 +14,10 @@ import torch
 import torch.distributions as td
 import torch.nn.functional as F
 from torch import nn
+from torch.distributions import constraints
 
 from deepgm.distributions.base import Shape
-from deepgm.distributions.family import Family, ParamValue
+from deepgm.distributions.family import Family, ParamValue, finite
 from deepgm.errors import ParameterError
 
 __all__ = [
@@ -51,6 +52,7 @@ class Normal(Family):
     torch_cls = td.Normal
     param_names = ("loc", "scale")
     alternatives = (("loc",), ("scale",))
+    value_support = finite
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  loc: ParamValue = None, scale: ParamValue = None, features_shape: Features = None,
@@ -71,12 +73,19 @@ class Normal(Family):
 
 class Bernoulli(Family):
     """``Bern(x; p)`` elementwise, given ``probs`` or ``logits``; ``x`` may be any value in [0, 1]
-    (the continuous relaxation ``x log p + (1-x) log(1-p)`` used for grey-level images)."""
+    (the continuous relaxation ``x log p + (1-x) log(1-p)`` used for grey-level images).
+
+    A value outside [0, 1] raises :class:`~deepgm.errors.SupportError` naming the variable. It is checked
+    at every public ``log_prob(inputs)`` and at the first evaluation of an objective, not on every
+    training step (the check costs a pass over the batch); integer and boolean values are converted
+    to the parameters' dtype.
+    """
 
     torch_cls = td.Bernoulli
     param_names = ("probs", "logits")
     alternatives = (("probs", "logits"),)
     has_rsample = False
+    value_support = constraints.unit_interval
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  probs: ParamValue = None, logits: ParamValue = None, features_shape: Features = None,
@@ -150,6 +159,7 @@ class RelaxedBernoulli(_Relaxed):
     torch_cls = td.RelaxedBernoulli
     param_names = ("temperature", "probs", "logits")
     alternatives = (("temperature",), ("probs", "logits"))
+    value_support = constraints.unit_interval
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  temperature: ParamValue = 0.5, probs: ParamValue = None, logits: ParamValue = None,
@@ -190,6 +200,7 @@ class Laplace(Family):
     torch_cls = td.Laplace
     param_names = ("loc", "scale")
     alternatives = (("loc",), ("scale",))
+    value_support = finite
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  loc: ParamValue = None, scale: ParamValue = None, features_shape: Features = None,
@@ -204,6 +215,7 @@ class Beta(Family):
     torch_cls = td.Beta
     param_names = ("concentration1", "concentration0")
     alternatives = (("concentration1",), ("concentration0",))
+    value_support = constraints.unit_interval
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  concentration1: ParamValue = None, concentration0: ParamValue = None,
@@ -219,6 +231,7 @@ class Gamma(Family):
     torch_cls = td.Gamma
     param_names = ("concentration", "rate")
     alternatives = (("concentration",), ("rate",))
+    value_support = constraints.nonnegative
 
     def __init__(self, var: Names = ("x",), cond_var: Names = (), name: str = "p", *,
                  concentration: ParamValue = None, rate: ParamValue = None, features_shape: Features = None,

@@ -11,6 +11,18 @@ The network receives the conditioning variables in the order of ``cond_var`` (th
 parameter directly). When conditions carry leading sample dimensions (inside ``E(q, f, K)``) they are
 flattened into the batch before the network runs and restored after it, so any network — convolutional
 ones included — sees ``(N, ...)`` inputs.
+
+>>> import torch
+>>> from deepgm.distributions import Normal
+>>> p = Normal(var=["x"], cond_var=["z"], loc="z", scale=1.0)  # p(x|z) = N(x; z, 1): loc names z
+>>> p.mean({"z": torch.tensor([[1.0, 2.0]])})
+tensor([[1., 2.]])
+>>> p.log_prob({"z": torch.zeros(4, 2), "x": torch.zeros(4, 2)})  # -½ log 2π per dimension, summed
+tensor([-1.8379, -1.8379, -1.8379, -1.8379])
+>>> Normal(var=["x"], loc=0.0, scale=-1.0)
+Traceback (most recent call last):
+...
+deepgm.errors.ParameterError: Normal p(x): parameter 'scale' must satisfy > 0; got [-1.0]
 """
 
 from __future__ import annotations
@@ -25,11 +37,21 @@ from torch.distributions import constraints
 
 from deepgm.distributions.base import Distribution, Shape, _rename, as_shape
 from deepgm.distributions.env import Env
-from deepgm.errors import DeepGMError, ParameterError, ShapeError
+from deepgm.errors import DeepGMError, NonFiniteParameterError, ParameterError, ShapeError, SupportError
 
-__all__ = ["Family"]
+__all__ = ["Family", "finite"]
 
 ParamValue = float | int | torch.Tensor | str | None
+
+
+class _Finite(constraints.Constraint):
+    """Finite numbers: neither NaN nor ±inf (a value a Normal or Laplace can score)."""
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.isfinite(value)
+
+
+finite = _Finite()
 
 
 def _prod(shape: Shape) -> int:
@@ -51,6 +73,10 @@ class Family(Distribution):
     value_event_ndim: ClassVar[int] = 0
     has_rsample: ClassVar[bool] = True
     has_density: ClassVar[bool] = True
+    #: the values the variable may take, checked where a value is scored: at every public
+    #: ``log_prob(inputs)`` and at the first evaluation of an objective (not on every training step);
+    #: None: not checked
+    value_support: ClassVar[constraints.Constraint | None] = None
 
     def __init__(
         self,
@@ -119,6 +145,7 @@ class Family(Distribution):
         }
         self._constant = not self._computed and not self._refs
         self._validated = False
+        self._values_checked = self.value_support is None
 
     # -- parameters ----------------------------------------------------------------------------------
     def forward(self, *conditions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -129,16 +156,26 @@ class Family(Distribution):
         return out
 
     def _check_constraint(self, name: str, value: torch.Tensor) -> None:
-        c = getattr(self.torch_cls, "arg_constraints", {}).get(name)
-        if c is None or not torch.is_tensor(value) or isinstance(c, constraints._Dependent):
+        if not torch.is_tensor(value):
             return
+        c = getattr(self.torch_cls, "arg_constraints", {}).get(name)
+        if isinstance(c, constraints._Dependent):
+            c = None
         with torch.no_grad():
-            ok = c.check(value.detach())
-            if not bool(ok.all()):
+            ok = c.check(value.detach()) if c is not None else None
+            if c is not None and ok is not None and not bool(ok.all()):
                 bad = value.detach()[~ok.expand_as(value)] if ok.shape == value.shape else value
-                raise ParameterError(
+                cls = ParameterError if bool(torch.isfinite(bad).all()) else NonFiniteParameterError
+                raise cls(
                     f"{self.owner}: parameter '{name}' must satisfy {_describe(c)}; "
                     f"got {bad.flatten()[:4].tolist()}"
+                )
+            # NaN is outside every constraint; ±inf passes "real" and "> 0" but is no usable location or
+            # scale. Only logits may be infinite (a logit of -inf is a probability of 0: a masked class).
+            if name != "logits" and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = value.detach()[~torch.isfinite(value.detach())]
+                raise NonFiniteParameterError(
+                    f"{self.owner}: parameter '{name}' must be finite; got {bad.flatten()[:4].tolist()}"
                 )
 
     def params_at(self, env: Env) -> dict[str, torch.Tensor]:
@@ -165,14 +202,24 @@ class Family(Distribution):
             m = max([sdims.get(n, 0) for n in names]) if sdims and names else 0
             if m:
                 lead, args = _flatten_samples(args, [sdims.get(n, 0) for n in names], m)
-                out = self.forward(*args)
+                try:  # free unless it raises (Python >= 3.11)
+                    out = self.forward(*args)
+                except RuntimeError as err:
+                    if _out_of_memory(err):
+                        raise
+                    raise self._network_error(env, err) from err
                 if not self._validated:
                     self._check_out(out)
                 n = _prod(lead)
                 out = {k: (v.reshape(lead + v.shape[1:]) if v.dim() and v.shape[0] == n else v)
                        for k, v in out.items()}
             else:
-                out = self.forward(*args)
+                try:
+                    out = self.forward(*args)
+                except RuntimeError as err:
+                    if _out_of_memory(err):
+                        raise
+                    raise self._network_error(env, err) from err
                 if not self._validated:
                     self._check_out(out)
                 out = dict(out)
@@ -185,6 +232,31 @@ class Family(Distribution):
         if not self._validated:
             self._validate(out)
         return out
+
+    def _network_error(self, env: Env, err: RuntimeError) -> ShapeError:
+        """A torch error raised by the network (wrong width, dtype or rank of a condition) as a
+        :class:`ShapeError` naming this distribution and its inputs (out-of-memory errors pass as they are)."""
+        module = self.net if self.net is not None else self
+        values = [env.values[n] for n in self._net_inputs]
+        params = list(module.parameters())
+        devices = {str(t.device) for t in values + params if torch.is_tensor(t)}
+        where = len(devices) > 1  # name the devices only when they differ
+
+        def describe(t: Any) -> str:
+            if not torch.is_tensor(t):
+                return type(t).__name__
+            text = f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
+            return text + (f" on {t.device}" if where else "")
+
+        given = [f"'{n}' {describe(v)}" for n, v in zip(self._net_inputs, values)]
+        dtypes = sorted({str(p.dtype).replace("torch.", "") + (f" on {p.device}" if where else "") for p in params})
+        wants = f"; its network's parameters are {'/'.join(dtypes)}" if dtypes else ""
+        return ShapeError(
+            f"{self.owner}: its network failed on the conditioning variables {', '.join(given) or '(none)'}"
+            f"{wants} ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}). "
+            "Check each variable's width, dtype and device; deepgm passes conditions to a network unconverted "
+            "(a network may take integer indices), so give a float network float inputs (e.g. y.float())"
+        )
 
     def _check_out(self, out: Any) -> None:
         if not isinstance(out, Mapping):
@@ -228,6 +300,12 @@ class Family(Distribution):
         """Convert a given value (e.g. class indices to one-hot); check its event shape."""
         if not torch.is_tensor(value):
             value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        elif not value.is_floating_point() and not value.is_complex():
+            # integer and boolean values (binary images as uint8, counts) are converted to the
+            # parameters' floating dtype: exact for every value a float32 holds (integers up to 2^24)
+            ref_t = next(iter(params.values()), None)
+            value = value.to(ref_t.dtype if torch.is_tensor(ref_t) and ref_t.is_floating_point()
+                             else torch.get_default_dtype())
         checked: torch.Tensor = value
         ne = self.event_ndim
         if ne:
@@ -263,8 +341,25 @@ class Family(Distribution):
         if detach_params:
             params = {k: v.detach() for k, v in params.items()}
         value = self._prepare_value(env.get(self.var[0], self), params)
+        if not self._values_checked or env.shared.checking:
+            self._check_value(value)
         lp = self._log_prob_value(params, value)
         return lp.sum(self._sum_dims) if self._sum_dims else lp
+
+    def _check_value(self, value: torch.Tensor) -> None:
+        """Refuse a value outside ``value_support`` (a Bernoulli target of 2, a NaN), naming the variable.
+        Runs at the public ``log_prob`` and on the first evaluation of an objective, not every step."""
+        c: Any = self.value_support  # torch's Constraint.check is untyped
+        if c is not None:
+            with torch.no_grad():
+                ok: torch.Tensor = c.check(value.detach())
+                if not bool(ok.all()):
+                    bad = value.detach()[~ok]
+                    raise SupportError(
+                        f"{self.owner}: variable '{self.var[0]}' must be {_describe(c)}; got "
+                        f"{bad.flatten()[:4].tolist()} ({bad.numel()} of {value.numel()} values outside)"
+                    )
+        self._values_checked = True
 
     def sum_event(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` summed over the event dimensions that ``log_prob`` sums over."""
@@ -273,7 +368,7 @@ class Family(Distribution):
     # -- public extras -----------------------------------------------------------------------------------
     def params(self, inputs: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
         """The parameters given the conditioning ``inputs`` (validated)."""
-        env = Env(inputs)
+        env = Env(inputs, self)
         self._check_inputs(env)
         out = self.params_at(env)
         self._validate(out)
@@ -284,7 +379,8 @@ class Family(Distribution):
         return self.torch_dist(self.params(inputs))
 
     def log_prob(self, inputs: Mapping[str, Any]) -> torch.Tensor:
-        env = Env(inputs)
+        env = Env(inputs, self)
+        env.shared.checking = True  # the value against value_support on every public call
         self._check_inputs(env, with_var=True)
         self._validate(self.params_at(env))
         return self.log_prob_at(env)
@@ -334,9 +430,15 @@ def _flatten_samples(
     return lead, [a.reshape((-1,) + tuple(a.shape[k:])) for a in expanded]
 
 
+def _out_of_memory(err: RuntimeError) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err)
+
+
 def _describe(c: constraints.Constraint) -> str:
     names = {
         constraints.positive: "> 0",
+        constraints.nonnegative: ">= 0",
+        finite: "finite (not NaN or ±inf)",
         constraints.unit_interval: "in [0, 1]",
         constraints.real: "real (not NaN)",
         constraints.simplex: "a probability vector (>= 0, summing to 1)",

@@ -105,6 +105,9 @@ class MixtureOfNormal(Distribution):
         if loc.dim() != 2:
             raise ValueError(f"{self.owner}: loc must have shape (K, D), got {tuple(loc.shape)}")
         scale = torch.as_tensor(scale, dtype=loc.dtype).expand_as(loc).clone()
+        for n, t in (("loc", loc), ("scale", scale)):
+            if not bool(torch.isfinite(t).all()):
+                raise ParameterError(f"{self.owner}: {n} must be finite, got {t[~torch.isfinite(t)][:4].tolist()}")
         if not bool((scale > 0).all()):
             raise ParameterError(f"{self.owner}: scale must be > 0")
         k = loc.shape[0]
@@ -142,7 +145,7 @@ class MixtureOfNormal(Distribution):
 
     def posterior(self, inputs: Mapping[str, Any]) -> torch.Tensor:
         """The responsibilities ``p(k|x) = π_k N(x; μ_k, σ_k²) / p(x)``, shape ``(..., K)``."""
-        return self._component_log_prob(Env(inputs).get(self.var[0], self.owner)).softmax(-1)
+        return self._component_log_prob(Env(inputs, self).get(self.var[0], self.owner)).softmax(-1)
 
     def new_draw(
         self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool
@@ -318,7 +321,7 @@ class FromTorch(Distribution):
 
     def dist(self, inputs: Mapping[str, Any] | None = None) -> td.Distribution:
         """The torch distribution at the conditioning ``inputs``."""
-        return self.dist_at(Env(inputs))
+        return self.dist_at(Env(inputs, self))
 
     def new_draw(
         self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool

@@ -3,6 +3,19 @@
 A coupling layer keeps the masked part ``x_m = m ⊙ x`` and transforms the rest elementwise with
 parameters computed from ``x_m`` (and an optional context): its Jacobian is triangular, so
 ``log|det J|`` is a sum over the transformed elements, and its inverse is one pass of the network.
+
+>>> import torch
+>>> _ = torch.manual_seed(0)
+>>> mask = alternating_mask(4)
+>>> mask
+tensor([1., 0., 1., 0.])
+>>> layer = AffineCoupling(mask)
+>>> for w in layer.parameters():  # away from the identity a fresh coupling starts at
+...     _ = torch.nn.init.normal_(w, std=0.3)
+>>> x = torch.randn(5, 4)
+>>> y, logdet = layer(x)
+>>> torch.equal(y[:, mask.bool()], x[:, mask.bool()]), torch.allclose(layer.inverse(y)[0], x, atol=1e-5)
+(True, True)
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ class _Coupling(Transform):
     """Shared machinery: the mask, the conditioner and the ``k`` parameters per element it returns."""
 
     n_params: int = 1
+    mask: torch.Tensor
 
     def __init__(self, mask: torch.Tensor, conditioner: nn.Module | None, hidden: Sequence[int] | int,
                  context_dim: int, event_shape: Sequence[int] | None) -> None:
@@ -84,7 +98,7 @@ class _Coupling(Transform):
         if tuple(x.shape[1:]) != self.event_shape:
             raise ShapeError(f"{type(self).__name__}: expected inputs (N, {', '.join(map(str, self.event_shape))}), "
                              f"got {tuple(x.shape)}")
-        out = self.conditioner(x * self.mask, context)
+        out: torch.Tensor = self.conditioner(x * self.mask, context)
         return out.reshape(x.shape[0], self.n_params, *self.event_shape)
 
 

@@ -1,5 +1,18 @@
 """Transforms of images and shapes: invertible 1×1 convolution, squeeze, reshape, permutations, and the
-multi-scale (factor-out) architecture of RealNVP and Glow."""
+multi-scale (factor-out) architecture of RealNVP and Glow.
+
+>>> import torch
+>>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+>>> y, logdet = Squeeze()(x)
+>>> y.shape, y[0, :, 0, 0], logdet  # the top-left 2×2 block became four channels
+(torch.Size([1, 4, 2, 2]), tensor([0., 1., 4., 5.]), tensor([0.]))
+>>> torch.equal(Squeeze().inverse(y)[0], x)
+True
+>>> conv = InvertibleConv1x1(4, seed=0)
+>>> z, ld = conv(y)
+>>> torch.allclose(conv.inverse(z)[0], y, atol=1e-4), torch.allclose(ld, conv.log_s.sum() * 4)
+(True, True)
+"""
 
 from __future__ import annotations
 
@@ -23,6 +36,11 @@ __all__ = [
 class InvertibleConv1x1(Transform):
     """Glow's invertible 1×1 convolution, LU-parameterised: ``W = P L (U + diag(sign · exp(log|s|)))``,
     ``y = W x`` over channels at every pixel, ``log|det J| = H W Σ log|s|``. Works on ``(N, C)`` too."""
+
+    perm: torch.Tensor
+    sign: torch.Tensor
+    lower_mask: torch.Tensor
+    eye: torch.Tensor
 
     def __init__(self, channels: int, seed: int | None = None) -> None:
         super().__init__()
@@ -98,6 +116,9 @@ class Reshape(Transform):
 
 class Permutation(Transform):
     """``y = x[:, perm]`` along dimension 1 (features of a vector, channels of an image); ``log|det J| = 0``."""
+
+    perm: torch.Tensor
+    inv_perm: torch.Tensor
 
     def __init__(self, perm: Sequence[int] | torch.Tensor) -> None:
         super().__init__()

@@ -2,6 +2,16 @@
 
 Both act per feature of a vector ``(N, D)`` or per channel of an image ``(N, C, H, W)``; on images the
 log-determinant counts every pixel (``× H W``).
+
+>>> import torch
+>>> _ = torch.manual_seed(0)
+>>> norm = ActNorm(3)
+>>> y, logdet = norm(5 + 2 * torch.randn(100, 3))  # the first batch in training mode sets b and s
+>>> bool(y.mean(0).abs().max() < 1e-5), torch.allclose(y.std(0), torch.ones(3)), logdet.shape
+(True, True, torch.Size([100]))
+>>> img = torch.randn(2, 3, 4, 4)
+>>> torch.allclose(norm(img)[1], norm.log_scale.sum() * 16)  # Σ s once per pixel
+True
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ class BatchNormFlow(Transform):
     """``y = (x - μ)/√(σ² + ε) ⊙ exp(log γ) + β``: batch statistics while training (kept as running
     averages with ``momentum``), the running ones in eval mode and for the inverse;
     ``log|det J| = Σ (log γ - ½ log(σ² + ε))`` (treating the statistics as constants)."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
@@ -67,6 +80,8 @@ class BatchNormFlow(Transform):
 class ActNorm(Transform):
     """``y = (x + b) ⊙ exp(s)``, ``log|det J| = H W Σ s``; ``b`` and ``s`` are initialised from the first
     batch seen in training mode so that ``y`` has zero mean and unit variance per channel."""
+
+    initialized: torch.Tensor
 
     def __init__(self, features: int) -> None:
         super().__init__()

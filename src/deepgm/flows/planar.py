@@ -1,5 +1,22 @@
 """Planar and radial flows (Rezende & Mohamed 2015), optionally amortised: with ``context_dim > 0`` their
-parameters are a linear function of the context (e.g. of ``x`` in a posterior ``q(z|x)``)."""
+parameters are a linear function of the context (e.g. of ``x`` in a posterior ``q(z|x)``).
+
+>>> import torch
+>>> _ = torch.manual_seed(0)
+>>> f = PlanarFlow(2)
+>>> z = torch.randn(1, 2)
+>>> y, logdet = f(z)
+>>> J = torch.autograd.functional.jacobian(lambda v: f(v)[0], z)[0, :, 0]
+>>> torch.allclose(logdet, torch.linalg.slogdet(J)[1], atol=1e-5)
+True
+>>> f.inverse(y)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+deepgm.flows.base.NotInvertibleError: PlanarFlow has no closed-form inverse; ...
+>>> g = RadialFlow(2)  # closed-form inverse
+>>> torch.allclose(g.inverse(g(z)[0])[0], z, atol=1e-5)
+True
+"""
 
 from __future__ import annotations
 
@@ -20,7 +37,7 @@ class _Amortised(Transform):
         super().__init__()
         self.dim, self.context_dim = dim, context_dim
         if context_dim:
-            self.hyper = nn.Linear(context_dim, n_params)
+            self.hyper: nn.Linear | None = nn.Linear(context_dim, n_params)
             nn.init.normal_(self.hyper.weight, std=0.01)
             nn.init.normal_(self.hyper.bias, std=0.1)
             self.theta = None
@@ -33,7 +50,8 @@ class _Amortised(Transform):
             raise ShapeError(f"{type(self).__name__}: expected inputs (N, {self.dim}), got {tuple(z.shape)}")
         _check_context(type(self).__name__, context, self.context_dim, z.shape[0])
         if self.hyper is not None:
-            return self.hyper(context)
+            out: torch.Tensor = self.hyper(context)
+            return out
         assert self.theta is not None
         return self.theta.expand(z.shape[0], -1)
 

@@ -1,5 +1,15 @@
 """Flows in a posterior: ``q(z|x)`` = a diagonal Normal ``N(z₀; μ(x), σ(x))`` followed by planar, radial
-or IAF layers conditioned on ``x`` (Rezende & Mohamed 2015; Kingma et al. 2016)."""
+or IAF layers conditioned on ``x`` (Rezende & Mohamed 2015; Kingma et al. 2016).
+
+>>> import torch
+>>> from deepgm.losses import E, LogProb
+>>> q = flow_posterior(x_dim=5, z_dim=2, kind="planar", n_flows=2)
+>>> x = torch.randn(3, 5)
+>>> q.sample({"x": x})["z"].shape
+torch.Size([3, 2])
+>>> E(q, LogProb(q))(x=x).shape  # log q(z|x) of its own draws: no inverse of the planar layers needed
+torch.Size([3])
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Every transform of :mod:`deepgm.flows`, in one namespace."""
+"""Every transform of :mod:`deepgm.flows`, in one namespace.
+
+>>> import torch
+>>> f = Compose([Reshape((4,), (1, 2, 2)), Squeeze(), Reshape((4, 1, 1), (4,)), ReversePermutation(4)])
+>>> y, logdet = f(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))  # volume-preserving: log|det J| = 0
+>>> y, logdet
+(tensor([[4., 3., 2., 1.]]), tensor([0.]))
+"""
 
 from deepgm.flows.autoregressive import IAF, MADE, MAF, MaskedAffineAutoregressive, MaskedLinear
 from deepgm.flows.base import (

@@ -2,6 +2,18 @@
 
 They evaluate (``loss(inputs)``), differentiate through torch, and print (``str(loss)``,
 ``loss.to_latex()``). See :mod:`deepgm.losses.expr` for when expectations share samples.
+
+>>> import torch
+>>> from deepgm.distributions import Bernoulli, Normal
+>>> from deepgm.nn import MLP, LogitsHead, NormalHead
+>>> q = Normal(var=["z"], cond_var=["x"], net=NormalHead(MLP([4, 8], "relu"), 8, 2), name="q")
+>>> p = Bernoulli(var=["x"], cond_var=["z"], net=LogitsHead(MLP([2, 8, 4], "relu")), name="p")
+>>> prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[2], name="p_{prior}")
+>>> vae = (KL(q, prior) - E(q, LogProb(p))).mean()
+>>> print(vae)
+mean(D_KL[q(z|x)||p_{prior}(z)] - E_{q(z|x)}[log p(x|z)])
+>>> vae.input_var, vae(x=torch.ones(3, 4)).shape  # a scalar to minimise
+(['x'], torch.Size([]))
 """
 
 from deepgm.losses.adversarial import AdversarialLoss, DensityRatio, LogisticDiscriminator, permute_dims

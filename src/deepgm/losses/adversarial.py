@@ -45,7 +45,7 @@ from torch import nn
 from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
-from deepgm.losses.core import _check_dist
+from deepgm.losses.core import _check_dist, _count
 from deepgm.losses.expr import Loss
 
 __all__ = ["AdversarialLoss", "LogisticDiscriminator", "DensityRatio", "permute_dims", "draw_batch",
@@ -100,7 +100,7 @@ class AdversarialLoss(Loss):
             raise ObjectiveError(f"{name}: the discriminator must be an nn.Module, got {type(discriminator).__name__}")
         self.discriminator = discriminator
         self.cond = tuple([cond] if isinstance(cond, str) else cond)
-        self.batch_n = batch_n
+        self.batch_n = None if batch_n is None else _count(batch_n, f"{name}: batch_n")
         self.data_terms = data_terms
 
     # -- draws and the discriminator ------------------------------------------------------------------

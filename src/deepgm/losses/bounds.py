@@ -1,4 +1,25 @@
-"""Variational bounds on ``log p(x)``: the ELBO, the importance-weighted bound and the Rényi bound."""
+"""Variational bounds on ``log p(x)``: the ELBO, the importance-weighted bound and the Rényi bound.
+
+With the exact posterior every importance weight equals ``p(x)``, so each bound is ``log p(x)`` itself,
+whatever the draws: here ``z ~ N(0, 1)``, ``x|z ~ N(z, 1)``, so ``p(z|x) = N(x/2, ½)`` and
+``log p(x) = log N(x; 0, 2) = -½ log 4π - x²/4``.
+
+>>> import math, torch
+>>> from deepgm.distributions import Normal
+>>> prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[1])
+>>> p = Normal(var=["x"], cond_var=["z"], loc="z", scale=1.0) * prior
+>>> class Posterior(torch.nn.Module):
+...     def forward(self, x):
+...         return {"loc": x / 2, "scale": torch.full_like(x, math.sqrt(0.5))}
+>>> q = Normal(var=["z"], cond_var=["x"], net=Posterior(), name="q")
+>>> x = torch.tensor([[0.0], [2.0]])
+>>> -0.5 * math.log(4 * math.pi) - x[:, 0] ** 2 / 4
+tensor([-1.2655, -2.2655])
+>>> ELBO(p, q)(x=x), IWELBO(p, q, k=8)(x=x), RenyiBound(p, q, k=8, alpha=0.5)(x=x)
+(tensor([-1.2655, -2.2655]), tensor([-1.2655, -2.2655]), tensor([-1.2655, -2.2655]))
+>>> str(IWELBO(p, q, k=8))
+'L_8[p(x,z), q(z|x)]'
+"""
 
 from __future__ import annotations
 
@@ -38,7 +59,7 @@ class _WeightedBound(Loss):
 
     def __init__(self, p: Distribution, q: Distribution, k: int) -> None:
         _check_pair(p, q, type(self).__name__)
-        if not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ObjectiveError(f"{type(self).__name__}: k must be a positive int, got {k!r}")
         self.p, self.q, self.k = p, q, k
 
@@ -119,6 +140,8 @@ class RenyiBound(_WeightedBound):
 
     def __init__(self, p: Distribution, q: Distribution, k: int, alpha: float = 0.5) -> None:
         super().__init__(p, q, k)
+        if not math.isfinite(float(alpha)):
+            raise ObjectiveError(f"RenyiBound: alpha must be a finite number, got {alpha!r}")
         self.alpha = float(alpha)
 
     def _eval(self, env: Env) -> Any:

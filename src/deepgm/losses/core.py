@@ -1,4 +1,20 @@
-"""The basic terms: log-densities, expectations, divergences and entropies."""
+"""The basic terms: log-densities, expectations, divergences and entropies.
+
+>>> import torch
+>>> from deepgm.distributions import Normal
+>>> q = Normal(var=["z"], cond_var=["x"], loc="x", scale=1.0, name="q")  # q(z|x) = N(z; x, 1)
+>>> prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[1])
+>>> x = torch.tensor([[0.0], [2.0]])
+>>> KL(q, prior)(x=x)  # analytic: ½ x²
+tensor([0., 2.])
+>>> e = E(q, LogProb(prior))
+>>> (e - e)(x=x)  # both sides share one draw of z: exactly zero
+tensor([0., 0.])
+>>> str(KL(q, prior) - e)
+'D_KL[q(z|x)||p(z)] - E_{q(z|x)}[log p(z)]'
+>>> round(float(Entropy(prior)()), 4)  # ½ log(2πe)
+1.4189
+"""
 
 from __future__ import annotations
 
@@ -7,7 +23,7 @@ from typing import Any
 
 import torch
 
-from deepgm.distributions.base import Distribution, as_shape
+from deepgm.distributions.base import Distribution, as_sample_shape, positive_int
 from deepgm.distributions.env import Env
 from deepgm.distributions.family import Family
 from deepgm.distributions.kl import analytic_kl_fn, has_analytic_kl
@@ -15,6 +31,11 @@ from deepgm.errors import ObjectiveError
 from deepgm.losses.expr import Loss, as_loss
 
 __all__ = ["LogProb", "Expectation", "E", "KL", "Entropy", "CrossEntropy", "mean_over_samples"]
+
+
+def _count(value: Any, what: str, minimum: int = 1) -> int:
+    """A count option of an objective (``k``, ``batch_n``...), refused at construction below ``minimum``."""
+    return positive_int(value, what, minimum, ObjectiveError)
 
 
 def _check_dist(d: Any, where: str) -> Distribution:
@@ -79,7 +100,7 @@ class E(Expectation):
                  reparam: bool = True, independent: bool = False) -> None:
         self.q = _check_dist(q, "E")
         self.f = as_loss(f)
-        self.sample_shape = as_shape(sample_shape)
+        self.sample_shape = as_sample_shape(sample_shape, "E: sample_shape", ObjectiveError)
         self.reparam = reparam
         self.independent = independent
 
@@ -120,7 +141,7 @@ class KL(Loss):
         # specialised once for the pair (e.g. to a constant N(0, I) prior, the VAE's: fewer operations;
         # the prior's buffers are read here once, see analytic_kl_fn)
         self.analytic_fn = analytic_kl_fn(p, q) if self.analytic else None
-        self.sample_shape = as_shape(sample_shape)
+        self.sample_shape = as_sample_shape(sample_shape, "KL: sample_shape", ObjectiveError)
 
     def _eval(self, env: Env) -> Any:
         p, q = self.p, self.q
@@ -151,7 +172,7 @@ class Entropy(Loss):
                  sample_shape: int | Sequence[int] = ()) -> None:
         self.p = _check_dist(p, "Entropy")
         self.analytic = isinstance(p, Family) if analytic is None else analytic
-        self.sample_shape = as_shape(sample_shape)
+        self.sample_shape = as_sample_shape(sample_shape, "Entropy: sample_shape", ObjectiveError)
 
     def _eval(self, env: Env) -> Any:
         p = self.p
@@ -187,7 +208,7 @@ class CrossEntropy(Loss):
         self.terms: tuple[Entropy, KL] | None = (
             (Entropy(p, analytic=True), KL(p, q, analytic=True)) if self.analytic else None
         )
-        self.sample_shape = as_shape(sample_shape)
+        self.sample_shape = as_sample_shape(sample_shape, "CrossEntropy: sample_shape", ObjectiveError)
 
     def _eval(self, env: Env) -> Any:
         if self.terms is not None:

@@ -1,4 +1,21 @@
-"""Score-function (REINFORCE) gradients for expectations over non-reparameterisable latents."""
+"""Score-function (REINFORCE) gradients for expectations over non-reparameterisable latents.
+
+The gradient of ``E_{z~Bernoulli(θ)}[z] = θ`` is 1; the score-function estimate, from 10,000 draws:
+
+>>> import torch
+>>> from deepgm.distributions import Bernoulli
+>>> from deepgm.losses import Parameter
+>>> theta = torch.nn.Parameter(torch.tensor(0.3))
+>>> q = Bernoulli(var=["z"], probs=theta, name="q")
+>>> _ = torch.manual_seed(0)
+>>> est = REINFORCE(q, Parameter("z"), sample_shape=10_000)  # f(z) = z
+>>> est().backward()
+>>> round(float(theta.grad), 1)
+1.0
+>>> m = RunningMean(decay=0.5)  # the "ema" baseline: the average before each update
+>>> [float(m(torch.tensor(v))) for v in (4.0, 2.0, 0.0)], float(m.value)
+([4.0, 4.0, 3.0], 1.5)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepgm.distributions.base import Distribution, as_shape
+from deepgm.distributions.base import Distribution, as_sample_shape
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
 from deepgm.losses.core import Expectation, _check_dist, mean_over_samples
@@ -66,7 +83,7 @@ class REINFORCE(Expectation):
             raise ObjectiveError(f"REINFORCE: baseline must be None, a number, an expression or 'ema', "
                                  f"got {baseline!r}")
         self.baseline = baseline
-        self.sample_shape = as_shape(sample_shape)
+        self.sample_shape = as_sample_shape(sample_shape, "REINFORCE: sample_shape", ObjectiveError)
         self.decay = decay
         self.fit_baseline = fit_baseline
         self.running_mean = RunningMean(decay) if baseline == "ema" else None

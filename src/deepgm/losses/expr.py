@@ -9,6 +9,13 @@ conditioning values, sample shape and ``reparam`` flag gives the *same* draw, wh
 (``E``, a Monte Carlo ``KL``, ``ELBO``...). So ``E(q, f) - E(q, g)`` equals ``E(q, f - g)`` exactly, and
 ``E(q, f) - E(q, f)`` is zero. An expectation built with ``independent=True`` draws its own samples.
 Nothing is shared between two evaluations: every call draws afresh.
+
+>>> beta = Parameter("beta")
+>>> loss = 1 - beta * 3
+>>> str(loss), loss.input_var, float(loss(beta=0.5))
+('1 - beta * 3', ['beta'], -0.5)
+>>> print((maximum(loss, 0.0) / 2).to_latex())
+\\max\\left(1 - \\beta \\cdot 3, 0\\right) / 2
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ class Loss:
         """The value of the objective at ``inputs`` (a dict of named tensors and parameters)."""
         if values:
             inputs = {**(inputs or {}), **values}
-        out = self._eval(Env(inputs))
+        out = self._eval(Env(inputs, self))
         return out if torch.is_tensor(out) else torch.as_tensor(out)
 
     __call__ = eval

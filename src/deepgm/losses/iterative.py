@@ -1,4 +1,18 @@
-"""Objectives scanned over time, carrying state (VRNN, DMM, TD-VAE)."""
+"""Objectives scanned over time, carrying state (VRNN, DMM, TD-VAE).
+
+A random walk scored step by step: ``x_t ~ N(h, 1)`` where the state ``h`` is the previous ``x``
+(``h_new`` is drawn, deterministically, as ``x_t`` and carried to the next step as ``h``):
+
+>>> import torch
+>>> from deepgm.distributions import Deterministic, Normal
+>>> from deepgm.losses import E, LogProb
+>>> p = Normal(var=["x"], cond_var=["h"], loc="h", scale=1.0)
+>>> carry = Deterministic(var=["h_new"], cond_var=["x"], loc="x")
+>>> walk = IterativeLoss(E(carry, LogProb(p)), series_var=["x"], update_value={"h_new": "h"})
+>>> x = torch.tensor([0.0, 1.0, 3.0]).reshape(3, 1, 1)  # (time, batch, features)
+>>> walk(x=x, h=torch.zeros(1, 1))  # log N(0; 0, 1) + log N(1; 0, 1) + log N(3; 1, 1)
+tensor([-5.2568])
+"""
 
 from __future__ import annotations
 
@@ -7,6 +21,7 @@ from typing import Any
 
 import torch
 
+from deepgm.distributions.base import positive_int
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
 from deepgm.losses.expr import Loss, as_loss
@@ -27,6 +42,8 @@ class IterativeLoss(Loss):
         self.step_loss = as_loss(step_loss)
         if max_iter is None and not series_var:
             raise ObjectiveError("IterativeLoss: give max_iter or at least one series_var")
+        if max_iter is not None:
+            max_iter = positive_int(max_iter, "IterativeLoss: max_iter", 1, ObjectiveError)
         self.max_iter = max_iter
         self.series_var = list(series_var)
         self.update_value = dict(update_value or {})

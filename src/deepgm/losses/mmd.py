@@ -31,7 +31,7 @@ from deepgm.distributions.base import Distribution
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError
 from deepgm.losses.adversarial import AdversarialLoss, Values, flatten_join
-from deepgm.losses.core import _check_dist
+from deepgm.losses.core import _check_dist, _count
 from deepgm.losses.expr import Loss
 
 __all__ = ["MMD", "MMDMixture", "mmd2_unbiased", "mmd2_mixture", "median_bandwidth", "gaussian_kernel",
@@ -125,6 +125,12 @@ def mmd2_mixture(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float] =
     return _gaussian_mmd2(d, [h * scale for h in bandwidths])
 
 
+def _positive_bandwidths(what: str, values: Sequence[float]) -> None:
+    for h in values:
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < float("inf"):
+            raise ObjectiveError(f"{what} must be a positive finite number, got {h!r}")
+
+
 class MMD(Loss):
     """``MMD²[p, q]`` between draws of the same variables from ``p`` and ``q`` (e.g. the aggregate
     posterior ``q(z|x)`` over a batch against the prior ``p(z)``), unbiased, a scalar.
@@ -140,6 +146,9 @@ class MMD(Loss):
             raise ObjectiveError(f"MMD({p.prob_text}, {q.prob_text}): both must be over the same variables")
         if kernel not in ("gaussian", "imq"):
             raise ObjectiveError(f"MMD: kernel must be 'gaussian' or 'imq', got {kernel!r}")
+        _positive_bandwidths("MMD: bandwidth", () if bandwidth is None else (bandwidth,))
+        if batch_n is not None:  # the unbiased estimate needs two draws from each side
+            batch_n = _count(batch_n, "MMD: batch_n", 2)
         self.kernel, self.bandwidth, self.batch_n = kernel, bandwidth, batch_n
 
     def _draw(self, d: Distribution, env: Env, batch_n: int | None) -> torch.Tensor:
@@ -179,6 +188,11 @@ class MMDMixture(AdversarialLoss):
     def __init__(self, p: Distribution, q: Distribution, features: nn.Module | None = None, *,
                  bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), include_input: bool = True,
                  clip: float | None = None, batch_n: int | None = None) -> None:
+        if batch_n is not None:
+            batch_n = _count(batch_n, "MMDMixture: batch_n", 2)
+        if not tuple(bandwidths):
+            raise ObjectiveError("MMDMixture: give at least one bandwidth")
+        _positive_bandwidths("MMDMixture: bandwidths", tuple(bandwidths))
         super().__init__(p, q, features if features is not None else nn.Identity(), batch_n=batch_n)
         self.features, self.bandwidths, self.include_input, self.clip = features, tuple(bandwidths), include_input, clip
 

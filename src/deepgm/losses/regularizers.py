@@ -1,5 +1,17 @@
 """Terms of the VAE family's regularisers: exact enumeration over a discrete latent, the DIP-VAE
-covariance penalty and the total correlation of the aggregate posterior (β-TCVAE)."""
+covariance penalty and the total correlation of the aggregate posterior (β-TCVAE).
+
+>>> import torch
+>>> from deepgm.distributions import Categorical, Normal
+>>> from deepgm.losses import Entropy, LogProb
+>>> q = Categorical(var=["y"], probs=torch.tensor([0.2, 0.3, 0.5]), name="q")
+>>> torch.allclose(Enumerate(q, LogProb(q))(), -Entropy(q)())  # Σ_k q_k log q_k = -H[q], exactly
+True
+>>> encoder = Normal(var=["z"], cond_var=["x"], loc="x", scale=1.0, name="q")
+>>> x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])  # Cov[μ(x)] = I
+>>> float(DIPCovariance(encoder)(x=x)), float(DIPCovariance(encoder)(x=2 * x))  # 100 · Σ (4 - 1)²
+(0.0, 1800.0)
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ disentanglement, accuracies. :mod:`deepgm.metrics.mnist` scores 28×28 images wi
 shipped in the package. (Likelihoods are estimated by the models: :func:`deepgm.models.log_likelihood`.)"""
 
 from deepgm.metrics.gan import (
-    MNISTClassifier,
     fid,
     frechet_distance,
     gaussian_statistics,
@@ -22,6 +21,7 @@ from deepgm.metrics.latent import (
     mutual_information_gap,
 )
 from deepgm.metrics.mnist import CLASSIFIER_WEIGHTS, fits_mnist_classifier, mnist_classifier, mnist_scores
+from deepgm.nn.classifier import MNISTClassifier
 
 __all__ = ["active_units", "mutual_information_gap", "factorvae_score", "accuracy", "cluster_accuracy",
            "discrete_mutual_information", "fid", "frechet_distance", "gaussian_statistics", "inception_score",

@@ -59,7 +59,8 @@ def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
     w, v = torch.linalg.eigh((a + a.T) / 2)
-    return (v * w.clamp_min(0).sqrt()) @ v.T
+    out: torch.Tensor = (v * w.clamp_min(0).sqrt()) @ v.T
+    return out
 
 
 def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
@@ -165,7 +166,7 @@ def inception_features(weights: str | os.PathLike[str]) -> Features:
     ``weights`` (an optional dependency: torchvision). Images ``(n, C, H, W)`` in [0, 1], grey ones
     repeated to three channels, resized to 299×299."""
     try:
-        from torchvision.models import inception_v3  # type: ignore[import-not-found]
+        from torchvision.models import inception_v3  # type: ignore[import-not-found, unused-ignore]
     except ImportError as err:
         raise ImportError("inception_features needs torchvision (pip install torchvision)") from err
     if not Path(weights).exists():
@@ -184,6 +185,7 @@ def inception_features(weights: str | os.PathLike[str]) -> Features:
         x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False)
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         sd = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return net((x - mean) / sd)
+        out: torch.Tensor = net((x - mean) / sd)
+        return out
 
     return features

@@ -1,5 +1,14 @@
 """Models (an objective, its distributions, an optimiser) and likelihood estimation; every family (VAE,
-FlowModel, GAN, ...) evaluates and draws itself (:mod:`deepgm.models.evaluation`)."""
+FlowModel, GAN, ...) evaluates and draws itself (:mod:`deepgm.models.evaluation`).
+
+>>> import torch
+>>> from deepgm.distributions import Normal
+>>> from deepgm.losses import LogProb
+>>> p = Normal(var=["x"], loc=torch.nn.Parameter(torch.zeros(2)), scale=1.0)
+>>> model = Model(-LogProb(p).mean(), [p])  # Adam by default
+>>> type(model.train_step({"x": torch.randn(8, 2)})), isinstance(model, Evaluates)
+(<class 'float'>, True)
+"""
 
 from deepgm.models.evaluation import Evaluates
 from deepgm.models.flow import FlowModel

@@ -14,6 +14,16 @@
 a new family works with ``deepgm train``/``deepgm eval`` at once and overrides them when it has better
 to say. The command line only calls these two methods; :class:`Evaluates` is the protocol they form.
 Figures import :mod:`deepgm.viz` (matplotlib) only when drawn.
+
+>>> import torch
+>>> from deepgm.distributions import Normal
+>>> from deepgm.models import ML
+>>> model = ML(Normal(var=["x"], loc=torch.nn.Parameter(torch.zeros(1)), scale=1.0))
+>>> isinstance(model, Evaluates), model.evaluate({"x": torch.zeros(4, 1)})  # Model's default: -log N(0; 0, 1)
+(True, {'test_loss': 0.9189385175704956})
+>>> labels = conditions_of({"x": torch.zeros(10, 4), "y": torch.arange(10)}, ["y", "c"], n=3)
+>>> labels, rows(labels, 64), rows({}, 64)  # draws at 3 given labels; 64 with no condition
+({'y': tensor([0, 1, 2])}, 3, 64)
 """
 
 from __future__ import annotations

@@ -7,6 +7,20 @@ stepped ``d_steps`` times before every generator step. ``train_step`` returns
 ``{"loss": generator loss, "discriminator": discriminator loss}``; ``eval_step`` returns ``MMD²`` between
 a batch of generated samples and the given batch (a multi-bandwidth Gaussian kernel; lower is better),
 a number the trainer can validate and select checkpoints by, which a generator loss is not.
+
+>>> from deepgm.distributions import Empirical, Normal
+>>> from deepgm.losses import LogProb, NonSaturatingGAN
+>>> _ = torch.manual_seed(0)
+>>> generator = Normal(var=["x"], loc=nn.Parameter(torch.zeros(2)), scale=1.0, name="p_g")
+>>> gan = GAN(NonSaturatingGAN(Empirical(var=["x"]), generator, nn.Linear(2, 1)).mean(), generator)
+>>> sorted(gan.train_step({"x": torch.randn(8, 2) + 3}))  # one discriminator step, one generator step
+['discriminator', 'loss']
+>>> gan.generate(5).shape, type(gan.eval_step({"x": torch.randn(8, 2)}))  # eval_step: MMD² to the batch
+(torch.Size([5, 2]), <class 'float'>)
+>>> discriminator_objective(-LogProb(generator).mean())  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+deepgm.errors.ObjectiveError: the objective -mean(log p_g(x)) has no adversarial term (deepgm.losses.gan) to ...
 """
 
 from __future__ import annotations
@@ -141,6 +155,4 @@ class GAN(Model):
         conds = conditions_of(test_data, self.generator.cond_var, 64)
         path = save_sample_figure(self.generate(rows(conds, 64), **conds), out_dir / "samples.png", info)
         return [path] if path is not None else []
-
-    test_step = eval_step
 

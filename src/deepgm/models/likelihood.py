@@ -61,6 +61,23 @@ def log_likelihood(p: Distribution, q: Distribution, inputs: Mapping[str, Any], 
     points: ``chunk`` caps ``n`` and ``batch_size`` sets ``b``; by default both are chosen so that
     ``n·b ≈ rows``. The estimate does not depend on them beyond the order in which the draws are made.
     See the module docstring for how the passes are organised.
+
+    With the exact posterior as proposal every weight is ``p(x)``: here ``z ~ N(0, 1)``,
+    ``x|z ~ N(z, 1)``, ``p(z|x) = N(x/2, ½)`` and ``log p(x) = -½ log 4π - x²/4``.
+
+    >>> import math
+    >>> from deepgm.distributions import Normal
+    >>> prior = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[1])
+    >>> decoder = Normal(var=["x"], cond_var=["z"], loc="z", scale=1.0)
+    >>> class Posterior(torch.nn.Module):
+    ...     def forward(self, x):
+    ...         return {"loc": x / 2, "scale": torch.full_like(x, math.sqrt(0.5))}
+    >>> q = Normal(var=["z"], cond_var=["x"], net=Posterior(), name="q")
+    >>> x = torch.tensor([[0.0], [1.0], [2.0]])
+    >>> log_likelihood(decoder * prior, q, {"x": x}, k=10, chunk=3)  # 10 draws in passes of 3, 3 and 3 + 1
+    tensor([-1.2655, -1.5155, -2.2655])
+    >>> -0.5 * math.log(4 * math.pi) - x[:, 0] ** 2 / 4
+    tensor([-1.2655, -1.5155, -2.2655])
     """
     for name, value in (("k", k), ("chunk", chunk), ("batch_size", batch_size), ("rows", rows)):
         if value is not None and value < 1:

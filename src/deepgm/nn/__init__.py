@@ -1,5 +1,12 @@
 """Reusable networks: MLPs and parameter heads, convolutional encoders and decoders, discriminator layers,
-and the MNIST classifier behind MNIST-FID/IS."""
+and the MNIST classifier behind MNIST-FID/IS.
+
+>>> import torch
+>>> head = NormalHead(MLP([4, 16], "relu"), 16, 2)  # a body, then the loc and scale layers
+>>> params = head(torch.zeros(3, 4))
+>>> sorted(params), params["loc"].shape, bool((params["scale"] > 0).all())
+(['loc', 'scale'], torch.Size([3, 2]), True)
+"""
 
 from deepgm.nn.classifier import MNISTClassifier
 from deepgm.nn.conv import ConvDecoder, ConvEncoder

@@ -1,5 +1,16 @@
 """Convolutional encoder and decoder for small square images given as flat vectors (MNIST 28×28, 8×8
-digits, 32×32 sprites): two stride-2 convolutions down, two transposed convolutions up."""
+digits, 32×32 sprites): two stride-2 convolutions down, two transposed convolutions up.
+
+>>> import torch
+>>> encoder, decoder = ConvEncoder((1, 8, 8), z_dim=2, hidden=16), ConvDecoder(2, (1, 8, 8), hidden=16)
+>>> params = encoder(torch.zeros(3, 64))
+>>> params["loc"].shape, bool((params["scale"] > 0).all()), decoder(params["loc"])["logits"].shape
+(torch.Size([3, 2]), True, torch.Size([3, 64]))
+>>> ConvEncoder((1, 6, 6), z_dim=2)
+Traceback (most recent call last):
+...
+ValueError: conv networks need image sides divisible by 4, got (1, 6, 6)
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Training: the generic fit loop, checkpoints, and data parallelism."""
 
 from deepgm.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from deepgm.training.trainer import Trainable, Trainer, TrainerConfig, TrainingStopped
+from deepgm.training.trainer import Trainable, Trainer, TrainerConfig, TrainingInterrupted, TrainingStopped
 
-__all__ = ["Trainer", "TrainerConfig", "Trainable", "TrainingStopped", "save_checkpoint", "load_checkpoint",
-           "latest_checkpoint"]
+__all__ = ["Trainer", "TrainerConfig", "Trainable", "TrainingStopped", "TrainingInterrupted", "save_checkpoint",
+           "load_checkpoint", "latest_checkpoint"]

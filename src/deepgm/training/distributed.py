@@ -2,7 +2,9 @@
 global batch; before each optimiser step — of the main objective and of every auxiliary one
 (discriminators, density ratios) alike — the objective's value and its gradients are averaged over the
 processes (:func:`average_step`), so every replica takes the step one process would take on the whole
-batch, and all of them skip or stop together on a non-finite value.
+batch, and all of them skip or stop together on a non-finite value. The model checks the gradients for
+NaN and infinity after they are averaged: one process's non-finite gradient makes the mean non-finite on
+every process, so that check, too, gives one answer everywhere.
 
 Gradients are averaged by an explicit all-reduce after the backward pass, in buckets of about
 ``BUCKET_BYTES`` (flattened, so a few collectives rather than one per parameter), not by

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,18 +23,17 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from deepgm.errors import NonFiniteLossError
+from deepgm.errors import ConfigError, NonFiniteLossError, NonFiniteParameterError
 from deepgm.training import distributed as dist
 from deepgm.training.checkpoint import (
     hold_folder,
-    latest_checkpoint,
-    load_checkpoint,
+    resume_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 
-__all__ = ["Trainer", "TrainerConfig", "Trainable", "TrainingStopped"]
+__all__ = ["Trainer", "TrainerConfig", "Trainable", "TrainingStopped", "TrainingInterrupted"]
 
 Batch = dict[str, torch.Tensor]
 
@@ -48,6 +49,22 @@ class Trainable(Protocol):
 
 class TrainingStopped(RuntimeError):
     """Training stopped on a non-finite loss; the message names the last good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM after checkpointing where it was (``fit(resume=True)``
+    continues from there). A ``KeyboardInterrupt``, so code that catches Ctrl-C still does;
+    ``signal`` is the signal's number, ``step`` the last step done, ``checkpoint`` the checkpoint
+    that holds it (None on ranks other than 0)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        self.signal, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        where = f"checkpoint {checkpoint} written" if checkpoint is not None else "checkpointed on rank 0"
+        super().__init__(f"training stopped by {name} after step {step}; {where}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -71,6 +88,56 @@ class TrainerConfig:
     clip_grad_norm: float | None = None  # clip the gradients' global norm before every step
     drop_last: bool = True
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values outside an option's meaning, before anything runs: a
+        :class:`~deepgm.errors.ConfigError` naming the option, what it must be and what it was."""
+        for name, (ok, expected) in _RULES.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ConfigError("TrainerConfig", name, expected, value)
+        problem = _device_problem(self.device)
+        if problem is not None:
+            raise ConfigError("TrainerConfig", "device", problem, self.device)
+
+
+def _count(minimum: int, optional: bool = False) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        return (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= minimum)
+
+    return ok, f"an integer of at least {minimum}" + (" (or None)" if optional else "")
+
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": _count(1), "max_steps": _count(1, optional=True), "batch_size": _count(1),
+    "eval_batch_size": _count(1), "log_every": _count(1), "checkpoint_every": _count(1, optional=True),
+    "keep_checkpoints": _count(1), "early_stopping_patience": _count(1, optional=True),
+    "seed": (lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer in [0, 2**32)"),
+    "clip_grad_norm": (lambda v: v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v > 0),
+                       "a positive finite number (or None: no clipping)"),
+}
+
+
+def _device_problem(device: str) -> str | None:
+    """What ``device`` must be when it does not name a device of this machine, else None."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return "a torch device ('cpu', 'cuda', 'cuda:1', 'mps')"
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            return "'cpu' (this machine has no CUDA device)"
+        if dev.index is not None and dev.index >= n:
+            return f"'cpu', 'cuda' or one of cuda:0 to cuda:{n - 1} (this machine has {n} CUDA device(s))"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return "'cpu' or 'cuda' (this machine has no MPS device)"
+    if dev.type not in ("cpu", "cuda", "mps"):
+        return "'cpu', 'cuda[:N]' or 'mps'"
+    return None
+
 
 def _as_dict(value: float | Mapping[str, float]) -> dict[str, float]:
     return {"loss": float(value)} if not isinstance(value, Mapping) else {k: float(v) for k, v in value.items()}
@@ -92,21 +159,26 @@ class Trainer:
 
     ``transform(batch)`` is applied to every training batch (e.g. dynamic binarisation, drawn from the
     global generator so it is part of the saved RNG state); ``params(step)`` gives values of the
-    objective's ``Parameter``s (β, annealing). Writes ``metrics.csv``, checkpoints under
-    ``out_dir/checkpoints`` (``last`` and ``best``), and on a non-finite loss stops with
-    :class:`TrainingStopped` naming the last good checkpoint.
+    objective's ``Parameter``s (β, annealing); ``on_resume()`` runs after a resume loaded its checkpoint.
+    Writes ``metrics.csv``, checkpoints under ``out_dir/checkpoints`` (``last`` and ``best``), and on a
+    non-finite loss stops with :class:`TrainingStopped` naming the last good checkpoint. SIGINT and
+    SIGTERM during :meth:`fit` finish the current step, checkpoint and raise :class:`TrainingInterrupted`
+    (a second signal acts as it would without the trainer: Ctrl-C raises ``KeyboardInterrupt`` at once).
     """
 
     def __init__(self, model: Trainable, train: Mapping[str, torch.Tensor], config: TrainerConfig,
                  val: Mapping[str, torch.Tensor] | None = None,
                  transform: Callable[[Batch], Batch] | None = None,
-                 params: Callable[[int], dict[str, Any]] | None = None) -> None:
+                 params: Callable[[int], dict[str, Any]] | None = None,
+                 on_resume: Callable[[], None] | None = None) -> None:
+        config.validate()  # again: the fields may have been set after construction
         self.model = model
         self.train_data = dict(train)
         self.val_data = dict(val) if val is not None else None
         self.config = config
         self.transform = transform
         self.params = params
+        self.on_resume = on_resume  # called once a resume has loaded the checkpoint (e.g. to apply a new lr)
         n = {len(v) for v in self.train_data.values()}
         if len(n) != 1:
             raise ValueError(f"Trainer: training tensors differ in length: "
@@ -121,6 +193,8 @@ class Trainer:
         if self.world > 1 and config.batch_size % self.world:
             raise ValueError(f"Trainer: batch_size {config.batch_size} must divide among {self.world} processes")
         self._tb: Any = None
+        self._signal: int | None = None  # the stop signal received during fit
+        self._saved_at: tuple[int, Path] | None = None  # (step, checkpoint) of the latest save
         if config.device != "cpu":
             self._module().to(config.device)
         if hasattr(model, "amp"):
@@ -162,16 +236,21 @@ class Trainer:
         if self.rank != 0:
             return None
         pointers = ("last", "best") if best else ("last",)
-        return save_checkpoint(self.ckpt_dir, f"step-{self.pos.step:09d}", self._module(), self._state(),
+        path = save_checkpoint(self.ckpt_dir, f"step-{self.pos.step:09d}", self._module(), self._state(),
                                keep=self.config.keep_checkpoints, pointers=pointers)
+        self._saved_at = (self.pos.step, path)
+        return path
 
     def resume(self, pointer: str = "last") -> None:
-        """Continue from ``out_dir/checkpoints/<pointer>``."""
-        path = latest_checkpoint(self.ckpt_dir, pointer)
-        state = load_checkpoint(path, self._module())
+        """Continue from ``out_dir/checkpoints/<pointer>``, or, when that one does not verify, from the newest
+        checkpoint that does (a :class:`~deepgm.errors.CheckpointWarning` names the skipped ones; see
+        :func:`~deepgm.training.checkpoint.resume_checkpoint`)."""
+        _, state = resume_checkpoint(self.ckpt_dir, self._module(), pointer, repoint=self.rank == 0)
         trainable = dict(state["trainable"])
         trainable["model"] = self._module().state_dict()
         self.model.load_full_state_dict(trainable)
+        if self.on_resume is not None:
+            self.on_resume()
         set_rng_state(state["rng"])
         self.pos = _Position(step=state["step"], epoch=state["epoch"], batch_in_epoch=state["batch_in_epoch"],
                              best_val=state["best_val"], bad_epochs=state["bad_epochs"], history=state["history"])
@@ -204,8 +283,37 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, list[float]]:
         """Train for ``epochs`` (or ``max_steps``); returns the history of losses. The run holds
         ``out_dir/checkpoints`` (a lock) while it trains, and first removes stale temporaries there."""
-        with self._own_checkpoints():
-            return self._fit(resume)
+        with self._own_checkpoints(), self._stop_on_signals():
+            history = self._fit(resume)
+        if self._signal is not None:
+            saved = self._saved_at
+            raise TrainingInterrupted(self._signal, self.pos.step, saved[1] if saved else None)
+        return history
+
+    @contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """For the block, SIGINT and SIGTERM (in the main thread) ask the loop to stop after the current
+        step; the first one restores the previous handlers, so a second acts as it would have."""
+        self._signal = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        def stop(signum: int, _frame: Any) -> None:
+            self._signal = signum
+            restore()
+
+        for s in previous:
+            signal.signal(s, stop)
+        try:
+            yield
+        finally:
+            restore()
 
     def _fit(self, resume: bool) -> dict[str, list[float]]:
         cfg = self.config
@@ -234,7 +342,7 @@ class Trainer:
                     params = self.params(self.pos.step) if self.params else {}
                     try:
                         out = _as_dict(self.model.train_step(batch, **params))
-                    except NonFiniteLossError as err:
+                    except (NonFiniteLossError, NonFiniteParameterError) as err:
                         last = self.ckpt_dir / "last"
                         where = (self.ckpt_dir / last.read_text().strip()) if last.exists() else "none written yet"
                         raise TrainingStopped(f"stopped at step {self.pos.step}: {err}. "
@@ -255,7 +363,7 @@ class Trainer:
                                 self._tb.add_scalar(f"train/{k}", v, self.pos.step)
                     if cfg.checkpoint_every and self.pos.step % cfg.checkpoint_every == 0:
                         self.save()
-                    if cfg.max_steps is not None and self.pos.step >= cfg.max_steps:
+                    if (cfg.max_steps is not None and self.pos.step >= cfg.max_steps) or self._signal is not None:
                         stop = True
                         break
                 if self.pos.batch_in_epoch == per_epoch:  # a whole epoch: validate, checkpoint
@@ -268,8 +376,10 @@ class Trainer:
                     if patience is not None and self.pos.bad_epochs >= patience:
                         bar.write(f"early stopping: no validation improvement in {self.pos.bad_epochs} epochs")
                         break
-                elif stop:  # stopped inside an epoch (max_steps): checkpoint where we are
+                elif stop:  # stopped inside an epoch (max_steps, a signal): checkpoint where we are
                     self.save()
+            if self._signal is not None and (self._saved_at is None or self._saved_at[0] != self.pos.step):
+                self.save()  # a signal during the last validation: the checkpoint of the end is complete
         finally:
             bar.close()
             if log:

@@ -9,6 +9,7 @@ import torch
 
 from deepgm.losses import TotalCorrelation
 from deepgm.models import VAE
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -17,7 +18,7 @@ from deepgm.zoo.vae import VAEConfig, vae_parts
 class BetaTCVAEConfig(VAEConfig):
     """The VAE's options, β, and the training-set size N the estimator needs."""
 
-    beta: float = 6.0
+    beta: float = option(6.0, non_negative())
     dataset_size: int = 50000
 
 

@@ -10,6 +10,7 @@ import torch
 
 from deepgm.losses import KL, E, LogProb, Parameter
 from deepgm.models import VAE
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -18,8 +19,8 @@ from deepgm.zoo.vae import VAEConfig, vae_parts
 class BetaVAEConfig(VAEConfig):
     """The VAE's options, the weight β (or γ) and the capacity schedule."""
 
-    beta: float = 4.0
-    capacity_max: float = 0.0
+    beta: float = option(4.0, non_negative())
+    capacity_max: float = option(0.0, non_negative())
     capacity_steps: int = 10000
 
 

@@ -11,6 +11,7 @@ import torch
 
 from deepgm.losses import DIPCovariance
 from deepgm.models import VAE
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -20,8 +21,8 @@ class DIPVAEConfig(VAEConfig):
     """The VAE's options, the DIP type and its two weights."""
 
     kind: Literal["i", "ii"] = "i"
-    lambda_od: float = 10.0
-    lambda_d: float = 100.0
+    lambda_od: float = option(10.0, non_negative())
+    lambda_d: float = option(100.0, non_negative())
 
 
 @register("dip-vae", "DIP-VAE I/II: ELBO plus a penalty on the aggregate posterior's covariance", DIPVAEConfig)

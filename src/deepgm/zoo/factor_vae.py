@@ -12,6 +12,7 @@ import torch
 from deepgm.losses import DensityRatio
 from deepgm.models import VAE, AuxiliaryObjective
 from deepgm.nn import MLP
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -20,7 +21,7 @@ from deepgm.zoo.vae import VAEConfig, vae_parts
 class FactorVAEConfig(VAEConfig):
     """The VAE's options, γ, and the discriminator's width and learning rate."""
 
-    gamma: float = 10.0
+    gamma: float = option(10.0, non_negative())
     disc_hidden: tuple[int, ...] = (256, 256)
     disc_lr: float = 1e-4
 

@@ -13,6 +13,7 @@ from deepgm.flows import CNF, Flow, ODENet, Transform
 from deepgm.losses.expr import Loss
 from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, preprocessing
+from deepgm.zoo.options import at_least, non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 
 
@@ -30,11 +31,11 @@ class FFJORDConfig:
     atol: float = 1e-5
     rtol: float = 1e-5
     adjoint: bool = False
-    exact_eval_below: int = 16  # evaluate with the exact trace when x has at most this many values
-    kinetic: float = 0.0
-    jacobian: float = 0.0
+    exact_eval_below: int = option(16, at_least(0))  # evaluate with the exact trace when x has at most this many values
+    kinetic: float = option(0.0, non_negative())
+    jacobian: float = option(0.0, non_negative())
     preprocess: Preprocess = "auto"
-    levels: int = 256
+    levels: int = option(256, at_least(2))
     lr: float = 1e-3
 
 
@@ -64,6 +65,6 @@ def build_ffjord(cfg: FFJORDConfig, data: DataInfo) -> FlowModel:
     blocks = [CNF(ODENet(d, cfg.hidden), d, trace=cfg.trace, noise=cfg.noise, solver=cfg.solver,  # type: ignore[arg-type]
                   steps=cfg.steps, atol=cfg.atol, rtol=cfg.rtol, adjoint=cfg.adjoint, eval_trace=eval_trace)
               for _ in range(cfg.blocks)]
-    flow = Flow(var=["x"], base=base_distribution("normal", d), transforms=ts + blocks, event_shape=[d], name="p")
+    flow = Flow(var=["x"], base=base_distribution("normal", d), transforms=[*ts, *blocks], event_shape=[d], name="p")
     reg = _Regularizer(blocks, cfg.kinetic, cfg.jacobian) if cfg.kinetic or cfg.jacobian else None
     return FlowModel(flow, regularizer=reg, optimizer=torch.optim.Adam, optimizer_params={"lr": cfg.lr})

@@ -12,6 +12,7 @@ import torch
 from deepgm.distributions import MixtureOfNormal
 from deepgm.losses import KL, E, LogProb
 from deepgm.models import VAE
+from deepgm.zoo.options import at_least, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -20,7 +21,7 @@ from deepgm.zoo.vae import VAEConfig, vae_parts
 class GMVAEConfig(VAEConfig):
     """The VAE's options and the number of mixture components (default: the number of classes, or 10)."""
 
-    components: int = 0
+    components: int = option(0, at_least(0))  # 0: the number of classes, or 10
 
 
 @register("gmm-vae", "VAE with a learned Gaussian-mixture prior; clusters from p(k|z)", GMVAEConfig)

@@ -11,6 +11,7 @@ import torch
 
 from deepgm.losses import KL, MMD, E, LogProb
 from deepgm.models import VAE
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.vae import VAEConfig, vae_parts
 
@@ -20,7 +21,7 @@ class InfoVAEConfig(VAEConfig):
     """The VAE's options, InfoVAE's α and λ, and the MMD kernel."""
 
     alpha: float = 1.0
-    lambda_: float = 1000.0
+    lambda_: float = option(1000.0, non_negative())
     kernel: Literal["gaussian", "imq"] = "imq"
 
 

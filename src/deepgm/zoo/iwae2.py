@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deepgm.distributions import Bernoulli, Normal
+from deepgm.distributions import Bernoulli, Distribution, Normal
 from deepgm.losses import IWELBO
 from deepgm.models import VAE
 from deepgm.nn import MLP, LogitsHead, NormalHead
@@ -49,7 +49,7 @@ def build_iwae2(cfg: IWAE2Config, data: DataInfo) -> VAE:
 class _TwoLayer(VAE):
     """A VAE whose encoder, decoder and prior are joints: q(z1,z2|x), p(x|z1), p(z1|z2)p(z2)."""
 
-    def __init__(self, q: Normal, p1: Bernoulli, prior: Normal, p2: Normal, loss, lr: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, q: Distribution, p1: Bernoulli, prior: Normal, p2: Normal, loss, lr: float) -> None:  # type: ignore[no-untyped-def]
         super().__init__(q, p1, p2 * prior, loss=loss, optimizer=torch.optim.Adam, optimizer_params={"lr": lr})
 
     def _z(self) -> str:

@@ -10,6 +10,7 @@ from deepgm.distributions import Normal
 from deepgm.losses import KL, E, LogProb
 from deepgm.nn import MLP, NormalHead, OneHotInputs
 from deepgm.zoo.multimodal import MultimodalConfig, MultimodalVAE, parts
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import DataInfo, register
 
 
@@ -17,7 +18,7 @@ from deepgm.zoo.registry import DataInfo, register
 class JMVAEConfig(MultimodalConfig):
     """The shared options and α, the weight of the unimodal-encoder KL terms."""
 
-    alpha: float = 1.0
+    alpha: float = option(1.0, non_negative())
 
 
 @register("jmvae", "JMVAE-kl: joint encoder q(z|x,y) plus unimodal encoders fitted to it by KL",

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.distributions import OneHotCategorical
 
 from deepgm.data import DataInfo
-from deepgm.distributions import Bernoulli, Categorical, Normal
+from deepgm.distributions import Bernoulli, Categorical, Distribution, Normal
 from deepgm.losses import KL, E, Entropy, Enumerate, LogProb
 from deepgm.models import Model
 from deepgm.nn import MLP, LogitsHead, NormalHead, OneHotInputs
+from deepgm.zoo.options import non_negative, option
 from deepgm.zoo.registry import register
 
 
@@ -31,7 +33,8 @@ class M2Config:
     z_dim: int = 50
     hidden: tuple[int, ...] = (500,)
     activation: str = "softplus"
-    alpha: float = 60.0  # weight of -log q(y|x) on labelled pairs (Kingma et al.: 0.1 N / n_labels)
+    # weight of -log q(y|x) on labelled pairs (Kingma et al.: 0.1 N / n_labels)
+    alpha: float = option(60.0, non_negative())
     n_labels: int = 100
     labelled_batch: int = 100
     lr: float = 3e-4
@@ -76,7 +79,7 @@ class M2(Model):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's most probable class."""
-        return self._classifier.dist({"x": x}).probs.argmax(-1)
+        return cast(OneHotCategorical, self._classifier.dist({"x": x})).probs.argmax(-1)
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """The share of ``x`` whose predicted class is ``y``."""
@@ -144,7 +147,7 @@ def build_m2(cfg: M2Config, data: DataInfo) -> M2:
     p_y = Categorical(var=["y"], probs=torch.full((k,), 1.0 / k), name="p")
     p_z = Normal(var=["z"], loc=0.0, scale=1.0, features_shape=[cfg.z_dim], name="p")
 
-    def neg_elbo(q_z: Normal, p_x: Bernoulli) -> Any:
+    def neg_elbo(q_z: Distribution, p_x: Distribution) -> Any:
         return KL(q_z, p_z) - E(q_z, LogProb(p_x)) - LogProb(p_y)
 
     labelled = neg_elbo(q_z, p_x) - cfg.alpha * LogProb(q_y)

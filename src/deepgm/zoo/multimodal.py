@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.distributions import OneHotCategorical
 
 from deepgm.data import DataInfo
 from deepgm.distributions import Bernoulli, Categorical, Distribution, Family, Normal
@@ -75,7 +76,7 @@ class MultimodalVAE(Model):
     @torch.no_grad()
     def x_to_y(self, x: torch.Tensor) -> torch.Tensor:
         """The most probable label of each image: ``argmax p(y|z)``, ``z`` the mean of ``q(z|x)``."""
-        return self._p.p_y.dist({"z": self._z(self._p.q_x, {"x": x})}).probs.argmax(-1)
+        return cast(OneHotCategorical, self._p.p_y.dist({"z": self._z(self._p.q_x, {"x": x})})).probs.argmax(-1)
 
     @torch.no_grad()
     def y_to_x(self, y: torch.Tensor, mean: bool = True) -> torch.Tensor:
@@ -95,7 +96,7 @@ class MultimodalVAE(Model):
     def generate_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Joint generation of both modalities: images and the labels ``p(y|z)`` gives the same ``z``."""
         z = self._p.prior.sample(batch_n=n)["z"]
-        return self._p.p_x.mean({"z": z}), self._p.p_y.dist({"z": z}).probs.argmax(-1)
+        return self._p.p_x.mean({"z": z}), cast(OneHotCategorical, self._p.p_y.dist({"z": z})).probs.argmax(-1)
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Cross-modal accuracy image → label."""

@@ -8,6 +8,7 @@ from typing import Literal
 from deepgm.flows import AdditiveCoupling, Scaling, Transform, alternating_mask
 from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing
+from deepgm.zoo.options import at_least, option
 from deepgm.zoo.registry import DataInfo, register
 
 
@@ -19,7 +20,7 @@ class NICEConfig:
     hidden: tuple[int, ...] = (256, 256)
     prior: Literal["logistic", "normal"] = "logistic"
     preprocess: Preprocess = "dequantize"
-    levels: int = 256
+    levels: int = option(256, at_least(2))
     lr: float = 1e-3
 
 

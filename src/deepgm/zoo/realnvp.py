@@ -17,6 +17,7 @@ from deepgm.flows import (
 )
 from deepgm.models import FlowModel
 from deepgm.zoo.flows_common import Preprocess, base_distribution, flow_model, preprocessing
+from deepgm.zoo.options import at_least, between, option
 from deepgm.zoo.registry import DataInfo, register
 
 
@@ -31,8 +32,9 @@ class RealNVPConfig:
     hidden: tuple[int, ...] = (64, 64)
     batch_norm: bool = True
     preprocess: Preprocess = "auto"
-    quantization_levels: int = 256
-    logit_alpha: float = 0.05  # y = logit(α + (1 - 2α) x); RealNVP used 0.05, MAF 1e-6
+    quantization_levels: int = option(256, at_least(2))
+    # y = logit(α + (1 - 2α) x); RealNVP used 0.05, MAF 1e-6
+    logit_alpha: float = option(0.05, between(0, 0.5, open_lo=True, open_hi=True))
     lr: float = 1e-3
 
 

@@ -2,16 +2,20 @@
 
 ``deepgm list`` shows the registry; ``deepgm train NAME`` builds ``NAME`` from its config (each field is
 a CLI option) and the data's description, a :class:`deepgm.data.DataInfo` (re-exported here because every
-builder's signature names it).
+builder's signature names it). An entry's ``build`` first checks the config's values against their rules
+(:func:`deepgm.zoo.options.check_config`), and :func:`register` refuses a config whose defaults break them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from deepgm.data.prepared import DataInfo
+from deepgm.errors import ConfigError
+from deepgm.zoo.options import check_config
 
 __all__ = ["DataInfo", "ZooEntry", "register", "get", "names", "REGISTRY"]
 
@@ -44,7 +48,18 @@ def register(name: str, summary: str, config: type, needs_labels: bool = False,
     def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
         if name in REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        REGISTRY[name] = ZooEntry(name, summary, config, build, needs_labels, prepare, pixels)
+        try:
+            check_config(config())
+        except ConfigError as err:
+            raise ValueError(f"model {name!r}: the default of {config.__name__}.{err.option} breaks its rule "
+                             f"({err}); declare the field's rule with deepgm.zoo.options.option") from None
+
+        @functools.wraps(build)
+        def checked(cfg: Any, data: DataInfo) -> Any:
+            check_config(cfg)
+            return build(cfg, data)
+
+        REGISTRY[name] = ZooEntry(name, summary, config, checked, needs_labels, prepare, pixels)
         return build
 
     return deco
