@@ -258,6 +258,20 @@ def test_training_into_an_existing_run_is_refused_unless_overwritten(tmp_path: P
     assert main(["eval", str(run), "--k", "2", "--n-test", "10"]) == 0
 
 
+def test_an_overwrite_with_missing_data_leaves_the_old_run_intact(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "vae", *TINY, "--epochs", "1", "--out", str(run)]) == 0
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    typo = tmp_path / "no-such-folder"
+    assert main(["train", "vae", "--dataset", "mnist", "--data-dir", str(typo), "--overwrite",
+                 "--out", str(run)]) == 2
+    assert str(typo) in _err_line(capsys)
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # the data were refused before the run folder was touched
+
+
 def test_a_run_folder_trains_one_process_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import os
     import socket

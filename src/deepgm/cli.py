@@ -4,12 +4,10 @@
     deepgm train vae --dataset digits --epochs 30 --out runs/vae
     deepgm eval runs/vae
     deepgm sample runs/vae -n 64 -o grid.png        (or -o samples.pt / samples.npy: the tensor)
-    deepgm latex iwae
 
 Options come from config dataclasses (``deepgm train MODEL --help``), checked before anything runs
-(:mod:`deepgm.zoo.options`); :mod:`deepgm.zoo.runs` guards run folders. Bad input and expected errors
-print one line and exit 2 (``--debug``: the traceback); SIGINT/SIGTERM stop training after a checkpoint
-(exit 130/143). Models evaluate and draw themselves (:mod:`deepgm.models.evaluation`).
+(:mod:`deepgm.zoo.options`); :mod:`deepgm.zoo.runs` guards run folders. Bad input and expected errors print one line
+and exit 2 (``--debug``: the traceback); SIGINT/SIGTERM stop training after a checkpoint (exit 130/143).
 """
 
 from __future__ import annotations
@@ -147,9 +145,12 @@ def cmd_train(argv: Sequence[str]) -> int:
     lead = dist.rank() == 0
     configs = {"model_config": model_cfg, "data_config": data_cfg, "train_config": tr_cfg}
     with runs.hold_run(out) if lead else contextlib.nullcontext():
-        meta, changes = runs.start_run(out, entry.name, configs, args.resume, args.overwrite, allowed, lead)
+        if args.resume:  # the stored options are compared first; nothing is written
+            meta, changes = runs.start_run(out, entry.name, configs, True, False, allowed, lead)
         torch.manual_seed(tr_cfg.seed)
-        data = _load_data(data_cfg, entry.pixels)
+        data = _load_data(data_cfg, entry.pixels)  # before a new run claims (--overwrite: clears) the folder
+        if not args.resume:
+            meta, changes = runs.start_run(out, entry.name, configs, False, args.overwrite, allowed, lead)
         try:
             model = entry.build(model_cfg, data.info)
         except (ValueError, TypeError) as err:
