@@ -272,6 +272,15 @@ def test_an_overwrite_with_missing_data_leaves_the_old_run_intact(tmp_path: Path
     assert after == before  # the data were refused before the run folder was touched
 
 
+def test_a_model_with_shared_weights_resumes(tmp_path: Path) -> None:
+    # M2's classifier is shared by two of its distributions: its checkpoint stores those tensors once
+    run = tmp_path / "m2"
+    common = ["--progress", "false", "--eval-k", "2", "--checkpoint-every", "1", "--out", str(run)]
+    assert main(["train", "m2", "--max-steps", "2", *common]) == 0
+    assert main(["train", "m2", "--max-steps", "3", "--resume", *common]) == 0
+    assert (run / "checkpoints" / "last").read_text().strip() == "step-000000003"
+
+
 def test_a_run_folder_trains_one_process_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import os
     import socket

@@ -260,8 +260,13 @@ def check_weights_fit(out: Path, model: Any) -> None:
             stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
     except Exception:  # noqa: BLE001 - unreadable: the resume reports it
         return
-    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    state = model.state_dict()
+    now = {k: tuple(v.shape) for k, v in state.items()}
+    # a tensor shared by several modules (M2's classifier) is saved once, under one of its names
+    where = {k: (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape)) for k, v in state.items()}
+    saved = {where[k] for k in stored if k in where}
+    differ = sorted({k for k in stored if stored[k] != now.get(k)}
+                    | {k for k in now if k not in stored and where[k] not in saved})
     if differ:
         shown = ", ".join(f"{k} {stored.get(k)} → {now.get(k)}" for k in differ[:3])
         raise RunFolderError(f"--resume: the changed options change the model's weights ({shown}"
