@@ -13,11 +13,11 @@ The kill moments are measured from the line ``training MODEL on DATASET → OUT`
 the data are loaded and the model built, i.e. just before the first step. The uninterrupted run tells how
 long its training took (``train_seconds`` of its ``metrics.json``, T) and how long the rest (the final
 checkpoint, evaluation and figures, E). With probability ``--train-share`` (0.8) a kill aims at the
-training: a delay drawn uniformly from [0, T·r], r being the share of the steps still to do after the
-last checkpoint (at least ``--min-share``); otherwise at what follows: T·r plus a delay uniform in
-[0, E]. So kills land in steps, checkpoint writes and the final report alike, however short a tiny
-model's training is next to its evaluation. A kill that comes after the process has exited ends the
-series early (recorded as ``kills_landed``).
+training: a delay drawn uniformly from [0, min(T·r, 2T/kills)], r being the share of the steps still to
+do after the last checkpoint (at least ``--min-share``), so that the kills spread over the whole training;
+otherwise at what follows: T·r plus a delay uniform in [0, E/2]. So kills land in steps, checkpoint
+writes and the final report alike, however short a tiny model's training is next to its evaluation. A kill
+that comes after the process has exited ends the series early (recorded as ``kills_landed``).
 
 Every training runs as its own process with ``OMP_NUM_THREADS=1`` (``--threads``), the deepgm of this
 repository (``src`` first on ``PYTHONPATH``) and the python running this script.
@@ -279,10 +279,13 @@ def bench_model(model: str, family: str, s: Settings, work: Path, timeout: float
             mode, extra = "fresh", []
         delay = None
         if kills_done < s.kills:
-            share = max(1.0 - (step or 0) / total_steps, s.min_share)
+            # each kill aims at most 2/kills of the training ahead (so the kills spread over all of it,
+            # instead of each one halving what is left), or, with 1 - train_share, past the training
+            # into the checkpoint writes and the final report
+            left = train_s * max(1.0 - (step or 0) / total_steps, s.min_share)
             aim_training = rng.random() < s.train_share
-            delay = round(rng.uniform(0.0, train_s * share) if aim_training
-                          else train_s * share + rng.uniform(0.0, tail_s), 4)
+            delay = round(rng.uniform(0.0, min(left, 2.0 * train_s / s.kills)) if aim_training
+                          else left + rng.uniform(0.0, 0.5 * tail_s), 4)
         att, _ = run_once(s.argv(model, out) + extra, env, delay, timeout, mode, out)
         attempts.append(att)
         tag = f"killed after {delay:.2f} s" if att.killed else f"exit {att.returncode}"
