@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
+from tiny_models import tiny_gan  # noqa: E402
 from vae_example import build, hand_written_loss  # noqa: E402
 
 from deepgm.distributions import Bernoulli, Normal
@@ -182,37 +183,17 @@ def test_compile_gives_the_same_values() -> None:
         assert math.isfinite(compiled.train_step({"x": x}))
 
 
-def _tiny_gan(**kw: object):
-    from deepgm.distributions import Deterministic, Empirical
-    from deepgm.losses import NonSaturatingGAN
-    from deepgm.models import GAN
-
-    class Gen(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = nn.Linear(3, 2)
-
-        def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"loc": self.lin(z)}
-
-    torch.manual_seed(0)
-    gen = Deterministic(var=["x"], cond_var=["z"], net=Gen(), name="G")
-    disc = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
-    model = GAN(NonSaturatingGAN(Empirical(var=["x"]), gen, disc).mean(), gen, **kw)  # type: ignore[arg-type]
-    return model, disc
-
-
 def test_auxiliary_objectives_take_the_same_step_as_the_main_one() -> None:
     """Clipping, the non-finite guard and the schedule apply to a discriminator's step as to the main one."""
     batch = {"x": torch.randn(16, 2) * 5, "z": torch.randn(16, 3)}
-    model, disc = _tiny_gan(clip_grad_norm=1e-3, optimizer=torch.optim.SGD, optimizer_params={"lr": 1.0},
+    model, disc = tiny_gan(clip_grad_norm=1e-3, optimizer=torch.optim.SGD, optimizer_params={"lr": 1.0},
                             d_optimizer=torch.optim.SGD, d_optimizer_params={"lr": 1.0})
     before = [t.detach().clone() for t in disc.parameters()]
     model.train_step(batch)
     moved = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(before, disc.parameters())))
     assert float(moved.detach()) <= 1e-3 + 1e-6  # SGD with lr 1 moves the discriminator by the clipped norm at most
 
-    skip, disc = _tiny_gan(on_nonfinite="skip")
+    skip, disc = tiny_gan(on_nonfinite="skip")
     before = [t.detach().clone() for t in disc.parameters()]
     out = skip.train_step({**batch, "x": torch.full((16, 2), float("nan"))})
     # the real batch enters only the discriminator's objective: that step is skipped, the generator's taken
@@ -225,14 +206,14 @@ def test_auxiliary_objectives_take_the_same_step_as_the_main_one() -> None:
         seen.append(step)
         return {"lam": 0.0}
 
-    scheduled, _ = _tiny_gan(schedule=schedule, discriminator_extra=Parameter("lam") * 1.0)
+    scheduled, _ = tiny_gan(schedule=schedule, discriminator_extra=Parameter("lam") * 1.0)
     out = scheduled.train_step(batch)
     assert set(out) == {"loss", "discriminator"} and seen == [0, 0]  # the discriminator's step, then the generator's
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="mixed precision needs a GPU")
 def test_mixed_precision_steps_every_objective_and_saves_its_scalers(tmp_path: Path) -> None:
-    model, _ = _tiny_gan(amp=True)
+    model, _ = tiny_gan(amp=True)
     model.cuda()
     batch = {"x": torch.randn(16, 2, device="cuda"), "z": torch.randn(16, 3, device="cuda")}
     for _ in range(3):
@@ -241,7 +222,7 @@ def test_mixed_precision_steps_every_objective_and_saves_its_scalers(tmp_path: P
     state = model.full_state_dict()
     assert len(state["grad_scalers"]) == 2 and all(s["scale"] > 0 for s in state["grad_scalers"])
     model.save(tmp_path / "m.pt")
-    other, _ = _tiny_gan(amp=True)
+    other, _ = tiny_gan(amp=True)
     other.cuda()
     other.load(tmp_path / "m.pt")
     assert other.full_state_dict()["grad_scalers"] == state["grad_scalers"]

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+from tiny_models import binary_data, tiny_vae  # noqa: E402
+
 from deepgm.io import atomic_folder, atomic_write, remove_stale_temporaries, save_atomic, write_text_atomic
 from deepgm.training import Trainer, TrainerConfig
 from deepgm.training.checkpoint import CheckpointFolderBusyError, hold_folder, latest_checkpoint
-from deepgm.zoo import DataInfo, get
-from deepgm.zoo.vae import VAEConfig
-
-
-def _model():
-    torch.manual_seed(123)
-    return get("vae").build(VAEConfig(z_dim=2, hidden=(8,)), DataInfo("toy", (16,)))
-
-
-def _data(n: int = 40) -> dict[str, torch.Tensor]:
-    return {"x": torch.bernoulli(torch.rand(n, 16, generator=torch.Generator().manual_seed(0)))}
 
 
 def _cfg(out: Path, **kw) -> TrainerConfig:
@@ -58,14 +51,14 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
 
 
 def test_resume_removes_what_a_killed_checkpoint_write_left(tmp_path: Path) -> None:
-    Trainer(_model(), _data(), _cfg(tmp_path, max_steps=4)).fit()
+    Trainer(tiny_vae(), binary_data(), _cfg(tmp_path, max_steps=4)).fit()
     ckpt = tmp_path / "checkpoints"
     # what SIGKILL in the middle of save_checkpoint / a pointer write leaves behind
     (ckpt / ".tmp-k1ll3d").mkdir()
     (ckpt / ".tmp-k1ll3d" / "model.safetensors").write_bytes(b"\0" * 10)
     (ckpt / ".last.x8d2.tmp").write_text("step-0000")
     (ckpt / "notes.txt").write_text("kept")  # not a temporary
-    Trainer(_model(), _data(), _cfg(tmp_path)).fit(resume=True)
+    Trainer(tiny_vae(), binary_data(), _cfg(tmp_path)).fit(resume=True)
     left = sorted(p.name for p in ckpt.iterdir())
     assert not [n for n in left if n.startswith(".tmp-") or n.endswith(".tmp")], left
     assert "notes.txt" in left
@@ -80,6 +73,6 @@ def test_a_second_run_on_a_held_checkpoint_folder_is_refused(tmp_path: Path) -> 
         assert [p.name for p in removed] == [".tmp-writing"]
         (ckpt / ".tmp-live").mkdir()  # its write in progress
         with pytest.raises(CheckpointFolderBusyError, match="in use by another run"):
-            Trainer(_model(), _data(), _cfg(tmp_path)).fit()
+            Trainer(tiny_vae(), binary_data(), _cfg(tmp_path)).fit()
         assert (ckpt / ".tmp-live").exists()  # not taken from under the live writer
     assert remove_stale_temporaries(ckpt) == [ckpt / ".tmp-live"]

@@ -5,30 +5,27 @@ main objective and the auxiliary ones alike, and a non-finite first step is skip
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+from tiny_models import binary_data, tiny_gan, tiny_vae  # noqa: E402
+
 from deepgm.errors import NonFiniteLossError, NonFiniteParameterError
 from deepgm.models import Model
 from deepgm.training import Trainer, TrainerConfig, TrainingStopped
 from deepgm.training.checkpoint import latest_checkpoint
-from deepgm.zoo import DataInfo, get
-from deepgm.zoo.vae import VAEConfig
 
 
 def _vae(**kw: object) -> Model:
-    torch.manual_seed(123)
-    model = get("vae").build(VAEConfig(z_dim=2, hidden=(8,)), DataInfo("toy", (16,)))
+    model = tiny_vae()
     for k, v in kw.items():
         setattr(model, k, v)
     return model
-
-
-def _batch(n: int = 10, seed: int = 0) -> dict[str, torch.Tensor]:
-    return {"x": torch.bernoulli(torch.rand(n, 16, generator=torch.Generator().manual_seed(seed)))}
 
 
 def _poison(param: nn.Parameter, value: float = math.nan) -> torch.utils.hooks.RemovableHandle:
@@ -47,12 +44,12 @@ def _unchanged(model: Model, before: list[torch.Tensor]) -> bool:
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_a_non_finite_gradient_raises_naming_the_objective_and_parameter(bad: float) -> None:
     model = _vae()
-    model.train_step(_batch())
+    model.train_step(binary_data())
     before, adam = _snapshot(model), model.optimizer.state_dict()
     name, param = next((n, p) for n, p in model.named_parameters() if "decoder" in n or "distributions.1" in n)
     handle = _poison(param, bad)
     with pytest.raises(NonFiniteLossError) as info:
-        model.train_step(_batch(seed=1))
+        model.train_step(binary_data(seed=1))
     msg = str(info.value)
     assert "the objective" in msg and "is finite" in msg and f"'{name}'" in msg and "did not step" in msg
     assert _unchanged(model, before)  # the parameters really are those of the last finite step
@@ -60,19 +57,19 @@ def test_a_non_finite_gradient_raises_naming_the_objective_and_parameter(bad: fl
     steps = [s["step"] for s in model.optimizer.state_dict()["state"].values()]
     assert steps == [s["step"] for s in adam["state"].values()]  # Adam's moments and counts untouched
     handle.remove()
-    assert math.isfinite(model.train_step(_batch(seed=1)))  # and training goes on from there
+    assert math.isfinite(model.train_step(binary_data(seed=1)))  # and training goes on from there
 
 
 def test_skip_mode_skips_a_step_with_non_finite_gradients() -> None:
     model = _vae(on_nonfinite="skip")
-    model.train_step(_batch())
+    model.train_step(binary_data())
     before = _snapshot(model)
     handle = _poison(next(model.parameters()))
-    value = model.train_step(_batch(seed=1))
+    value = model.train_step(binary_data(seed=1))
     assert math.isfinite(value)  # the objective was finite: its value is reported
     assert model.skipped_steps == 1 and model.steps == 1 and _unchanged(model, before)
     handle.remove()
-    model.train_step(_batch(seed=1))
+    model.train_step(binary_data(seed=1))
     assert model.skipped_steps == 1 and model.steps == 2 and not _unchanged(model, before)
 
 
@@ -80,39 +77,20 @@ def test_skip_mode_skips_a_non_finite_first_step() -> None:
     """The first evaluation validates the distributions' parameters; NaN there is a skipped step too."""
     model = _vae(on_nonfinite="skip")
     before = _snapshot(model)
-    nan = _batch()
+    nan = binary_data()
     nan["x"][0, 0] = math.nan
     assert math.isnan(model.train_step(nan))
     assert model.skipped_steps == 1 and model.steps == 0 and _unchanged(model, before)
-    assert math.isfinite(model.train_step(_batch()))
+    assert math.isfinite(model.train_step(binary_data()))
     assert model.steps == 1 and not _unchanged(model, before)
     raising = _vae()
     with pytest.raises(NonFiniteParameterError, match="parameter '.*' must satisfy"):
         raising.train_step(nan)
 
 
-def _tiny_gan(**kw: object) -> tuple[Model, nn.Module]:
-    from deepgm.distributions import Deterministic, Empirical
-    from deepgm.losses import NonSaturatingGAN
-    from deepgm.models import GAN
-
-    class Gen(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lin = nn.Linear(3, 2)
-
-        def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"loc": self.lin(z)}
-
-    torch.manual_seed(0)
-    gen = Deterministic(var=["x"], cond_var=["z"], net=Gen(), name="G")
-    disc = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
-    return GAN(NonSaturatingGAN(Empirical(var=["x"]), gen, disc).mean(), gen, **kw), disc  # type: ignore[arg-type]
-
-
 def test_an_auxiliary_objective_with_non_finite_gradients_does_not_step() -> None:
     batch = {"x": torch.randn(16, 2), "z": torch.randn(16, 3)}
-    model, disc = _tiny_gan()
+    model, disc = tiny_gan()
     before = [p.detach().clone() for p in disc.parameters()]
     handle = _poison(disc[0].weight)
     with pytest.raises(NonFiniteLossError, match=r"auxiliary objective 'discriminator'.*is finite.*'[\w.]*weight'"):
@@ -120,7 +98,7 @@ def test_an_auxiliary_objective_with_non_finite_gradients_does_not_step() -> Non
     assert all(torch.equal(a, b) for a, b in zip(before, disc.parameters()))
     handle.remove()
 
-    skip, disc = _tiny_gan(on_nonfinite="skip")
+    skip, disc = tiny_gan(on_nonfinite="skip")
     before = [p.detach().clone() for p in disc.parameters()]
     handle = _poison(disc[0].weight)
     out = skip.train_step(batch)
@@ -160,15 +138,15 @@ def test_with_mixed_precision_an_overflow_is_the_scalers_until_its_scale_is_1() 
     model._amp_scaler = lambda target: scaler  # type: ignore[method-assign]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # autocast("cuda") without CUDA
-        model.train_step(_batch())
+        model.train_step(binary_data())
         before = _snapshot(model)
         handle = _poison(next(model.parameters()))
         for scale in (2.0, 1.0):
-            assert math.isfinite(model.train_step(_batch(seed=1)))
+            assert math.isfinite(model.train_step(binary_data(seed=1)))
             assert scaler.get_scale() == scale and _unchanged(model, before)
         with pytest.raises(NonFiniteLossError, match="is finite.*gradient"):
-            model.train_step(_batch(seed=1))
+            model.train_step(binary_data(seed=1))
         assert scaler.get_scale() == 1.0 and _unchanged(model, before)
         handle.remove()
-        model.train_step(_batch(seed=1))  # the scaler was reset: the next step is taken
+        model.train_step(binary_data(seed=1))  # the scaler was reset: the next step is taken
     assert not _unchanged(model, before)
