@@ -138,7 +138,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     model_cfg = config_from(entry.config, args, toml.get("model", {}), entry.name, "model",
                             base=meta.get("model_config"))
     data_cfg = config_from(DataConfig, args, toml.get("data", {}), "data", "data", base=meta.get("data_config"))
-    data_cfg = dataclasses.replace(data_cfg, binarize=resolve_binarize(data_cfg.binarize, entry.pixels))
+    data_cfg = dataclasses.replace(data_cfg, binarize=resolve_binarize(data_cfg.binarize, entry.pixels, dataset))
     tr_cfg = config_from(TrainerConfig, args, toml.get("train", {}), "train", "train", "tr",
                          base=meta.get("train_config"), out_dir=out)
     dist.init_from_env()

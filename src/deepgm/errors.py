@@ -44,6 +44,10 @@ class NonFiniteLossError(DeepGMError, FloatingPointError):
     """The objective evaluated to NaN or infinity during training."""
 
 
+class ParticleWeightError(NonFiniteLossError):
+    """A particle filter's step left a sequence with no live particle: every weight zero or non-finite."""
+
+
 class NonFiniteParameterError(ParameterError):
     """A distribution parameter is NaN or infinite: a symptom of a non-finite step, to which a model's
     ``on_nonfinite`` applies (``"skip"`` skips the step) like a non-finite objective or gradient."""

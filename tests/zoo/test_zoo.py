@@ -31,6 +31,8 @@ def test_model_trains_samples_and_prints(name: str) -> None:
     if name in NEEDS_SQUARE_IMAGES:
         pytest.skip(f"{name} needs square images; tests/gan trains it on 8x8 images")
     entry = zoo.get(name)
+    if entry.sequences:
+        pytest.skip(f"{name} models sequences: tests/zoo/test_sequence_models.py trains it")
     fields = {f.name for f in dataclasses.fields(entry.config)}
     cfg = entry.config(**{k: v for k, v in SMALL.items() if k in fields}, lr=1e-2)
     model = entry.build(cfg, zoo.DataInfo("toy", (20,), n_classes=3))

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -13,12 +14,17 @@ from .datasets import BinarizeMode
 from .digits import load_digits
 from .dsprites import dsprites_split
 from .mnist import load_fashion_mnist, load_mnist, normalize_split
+from .polyphonic import load_polyphonic, polyphonic_names
+from .sequences import SequenceDataset, bouncing_balls, moving_mnist, split_seed
 from .toy import toy_2d_dataset, toy_2d_names
 
-__all__ = ["dataset_names", "load_dataset"]
+__all__ = ["SEQUENCE_DATASETS", "dataset_names", "load_dataset"]
 
 _IMAGE_DATASETS = ("mnist", "fashion-mnist", "digits", "dsprites")
-_FILE_DATASETS = ("mnist", "fashion-mnist")  # the ones read from files (data_dir applies)
+_VIDEO_DATASETS = ("moving-mnist", "bouncing-balls")  # generated, seeded
+SEQUENCE_DATASETS = polyphonic_names() + _VIDEO_DATASETS  # padded {"x", "mask"} splits
+# the ones read from files (data_dir applies; moving-mnist reads MNIST's)
+_FILE_DATASETS = ("mnist", "fashion-mnist", *polyphonic_names(), "moving-mnist")
 _ALIASES = {
     "fashion_mnist": "fashion-mnist",
     "fashionmnist": "fashion-mnist",
@@ -29,13 +35,50 @@ _ALIASES = {
     "circles": "rings",
     "spirals": "2spirals",
     "two_spirals": "2spirals",
+    "jsb_chorales": "jsb",
+    "jsb-chorales": "jsb",
+    "piano_midi": "piano-midi",
+    "pianomidi": "piano-midi",
+    "muse": "musedata",
+    "moving_mnist": "moving-mnist",
+    "bouncing_balls": "bouncing-balls",
 }
 _TOY_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
+# sequences per split; moving-mnist's 800 + 100 + 100 videos of 20 64×64 frames take 328 MB as float32
+_VIDEO_SIZES = {
+    "moving-mnist": {"train": 800, "valid": 100, "test": 100},
+    "bouncing-balls": {"train": 1000, "valid": 100, "test": 100},
+}
 
 
 def dataset_names() -> tuple[str, ...]:
     """Every name accepted by :func:`load_dataset` (aliases aside)."""
-    return _IMAGE_DATASETS + toy_2d_names()
+    return _IMAGE_DATASETS + toy_2d_names() + SEQUENCE_DATASETS
+
+
+def _load_sequences(key: str, split: str, data_dir: str | os.PathLike[str] | None, download: bool, seed: int,
+                    n_samples: int | None, kwargs: dict[str, Any]) -> SequenceDataset:
+    """A sequence dataset's split (the image options were refused before)."""
+    if key in polyphonic_names():
+        if download:
+            raise ValueError(f"{key!r} cannot be downloaded; put its .mat file in a folder named by $DEEPGM_DATA "
+                             "(or its 'polyphonic' sub-folder) or pass data_dir")
+        extra = sorted(kwargs) + (["n_samples"] if n_samples is not None else [])
+        if extra:
+            raise ValueError(f"{key!r} is a fixed set of piano rolls; options {', '.join(extra)} do not apply")
+        return load_polyphonic(key, split, data_dir)
+    if split == "train+valid":
+        parts = [_load_sequences(key, s, data_dir, download, seed, n_samples, kwargs) for s in ("train", "valid")]
+        return SequenceDataset(*(torch.cat([p.tensors[k] for p in parts]) for k in ("x", "mask")))
+    n = _VIDEO_SIZES[key][split] if n_samples is None else n_samples
+    if key == "moving-mnist":
+        batch = moving_mnist(n, seed=split_seed(seed, split), split=split, data_dir=data_dir, download=download,
+                             **kwargs)
+    else:
+        if download:
+            raise ValueError("'bouncing-balls' is generated; download does not apply")
+        batch = bouncing_balls(n, seed=split_seed(seed, split), **kwargs)
+    return SequenceDataset(batch["x"], batch["mask"])
 
 
 def load_dataset(
@@ -62,6 +105,13 @@ def load_dataset(
     * ``"dsprites"``: procedurally rendered sprites with factor labels (``size=64`` or ``32``).
     * toy 2-D densities (:func:`deepgm.data.toy_2d_names`): ``n_samples`` points (default 50k
       train, 10k valid/test) drawn with a seed derived from ``(seed, split)``.
+    * piano rolls ``"jsb"``, ``"nottingham"``, ``"musedata"``, ``"piano-midi"``
+      (:mod:`deepgm.data.polyphonic`, the published splits, found like MNIST's files, never downloaded),
+      and the generated videos ``"moving-mnist"`` (its digits from MNIST's files) and ``"bouncing-balls"``
+      (:mod:`deepgm.data.sequences`: ``n_samples`` sequences, default 800/100/100 and 1000/100/100, options
+      ``length``, ``size``, ``digits`` / ``balls``, seeds derived from ``(seed, split)``, ``"train+valid"``
+      the train sequences followed by the valid ones). These are
+      :class:`~deepgm.data.sequences.SequenceDataset`: ``batch()`` is the padded ``{"x", "mask"}``.
 
     Image options: ``flatten`` (vectors), ``binarize`` (``"dynamic"``, ``"fixed"``, ``"threshold"``),
     ``halves`` (``{"x_top", "x_bottom"}`` instead of ``"x"``), ``transform`` (per image).
@@ -77,6 +127,11 @@ def load_dataset(
         raise ValueError(f"data_dir={str(data_dir)!r} given for {name!r}, which reads no files (it is built in); "
                          f"data_dir applies to {', '.join(_FILE_DATASETS)}")
     image_opts: dict[str, Any] = {"flatten": flatten, "binarize": binarize, "halves": halves, "transform": transform}
+    if key in SEQUENCE_DATASETS:
+        if binarize is not None or halves or flatten or transform is not None:
+            raise ValueError(f"{name!r} is a sequence dataset; the image options (flatten, binarize, halves, "
+                             "transform) do not apply")
+        return _load_sequences(key, split, data_dir, download, seed, n_samples, kwargs)
     if key == "mnist":
         return load_mnist(split, data_dir, download=download, split_seed=seed, **image_opts, **kwargs)
     if key == "fashion-mnist":

@@ -25,6 +25,7 @@ from deepgm.distributions.families import (
 )
 from deepgm.distributions.family import Family
 from deepgm.distributions.kl import analytic_kl, analytic_kl_fn, has_analytic_kl, is_standard_normal
+from deepgm.distributions.slicing import JumpySlice
 from deepgm.distributions.special import (
     Deterministic,
     Empirical,
@@ -35,6 +36,7 @@ from deepgm.distributions.special import (
 )
 
 __all__ = [
+    "JumpySlice",
     "Distribution", "JointDistribution", "MarginalizedDistribution", "Env", "Family",
     "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace", "Beta",
     "Gamma", "Dirichlet", "Multinomial", "Deterministic", "Empirical", "FromTorch", "MixtureOfNormal",

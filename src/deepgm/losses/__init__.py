@@ -34,9 +34,10 @@ from deepgm.losses.gan import (
     Wasserstein,
     gradient_penalty,
 )
-from deepgm.losses.iterative import IterativeLoss
+from deepgm.losses.iterative import InitialState, IterativeLoss, Scan
 from deepgm.losses.mmd import MMD, MMDMixture, median_bandwidth, mmd2_mixture, mmd2_unbiased
 from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelation
+from deepgm.losses.smc import SMCBound, fivo, sequence_iwae, systematic_resample
 
 __all__ = [
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
@@ -44,4 +45,5 @@ __all__ = [
     "IterativeLoss", "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "LogisticDiscriminator",
     "permute_dims", "AdversarialLoss", "MinimaxGAN", "NonSaturatingGAN", "KLGAN", "Wasserstein", "LeastSquaresGAN",
     "HingeGAN", "FGAN", "FDivergence", "F_DIVERGENCES", "gradient_penalty", "MMDMixture", "mmd2_mixture", "BatchE",
+    "InitialState", "Scan", "SMCBound", "fivo", "sequence_iwae", "systematic_resample",
 ]

@@ -1,4 +1,9 @@
-"""Objectives scanned over time, carrying state (VRNN, DMM, TD-VAE).
+"""Objectives scanned over time, carrying state (VRNN, DMM, SRNN, TD-VAE).
+
+:class:`IterativeLoss` is ``Σ_t step_loss``: at step ``t`` each series variable is bound to its ``t``-th
+slice, the step's objective is evaluated, and the values named in ``update_value`` become the next
+step's state. :class:`Scan` is the loop itself, shared with the particle filter of
+:mod:`deepgm.losses.smc`.
 
 A random walk scored step by step: ``x_t ~ N(h, 1)`` where the state ``h`` is the previous ``x``
 (``h_new`` is drawn, deterministically, as ``x_t`` and carried to the next step as ``h``):
@@ -12,75 +17,279 @@ A random walk scored step by step: ``x_t ~ N(h, 1)`` where the state ``h`` is th
 >>> x = torch.tensor([0.0, 1.0, 3.0]).reshape(3, 1, 1)  # (time, batch, features)
 >>> walk(x=x, h=torch.zeros(1, 1))  # log N(0; 0, 1) + log N(1; 0, 1) + log N(3; 1, 1)
 tensor([-5.2568])
+
+Sequences of different lengths share a batch through a mask (1 on real steps, 0 on padding): padded
+steps add nothing and leave the state as it was. Here data are batch-first, ``(batch, time, features)``,
+and the initial state is a learnable (here fixed) row given once:
+
+>>> walk = IterativeLoss(E(carry, LogProb(p)), series_var=["x"], update_value={"h_new": "h"},
+...                      mask_var="mask", time_dim=1, initial={"h": torch.zeros(1)})
+>>> x = torch.tensor([[0.0, 1.0, 3.0], [0.0, 1.0, 0.0]]).unsqueeze(-1)
+>>> walk(x=x, mask=torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]))  # the second has 2 steps
+tensor([-5.2568, -2.3379])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from deepgm.distributions.base import positive_int
+from deepgm.distributions.base import Distribution, positive_int
 from deepgm.distributions.env import Env
-from deepgm.errors import ObjectiveError
+from deepgm.errors import ObjectiveError, ShapeError
 from deepgm.losses.expr import Loss, as_loss
 
-__all__ = ["IterativeLoss"]
+__all__ = ["IterativeLoss", "Scan", "InitialState"]
+
+
+class InitialState(nn.Module):
+    """The state a scan starts from: one row per state variable (a tensor, or an ``nn.Parameter`` to
+    learn it), expanded over the batch. Registered as a module of the objective, so a model trains it."""
+
+    def __init__(self, values: Mapping[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.names = list(values)
+        self.params = nn.ParameterDict({f"s{i}": v for i, v in enumerate(values.values())
+                                        if isinstance(v, nn.Parameter)})
+        for i, v in enumerate(values.values()):
+            if not isinstance(v, nn.Parameter):
+                if not torch.is_tensor(v):
+                    raise ObjectiveError(f"initial state '{self.names[i]}': expected a tensor (one row), "
+                                         f"got {type(v).__name__}")
+                self.register_buffer(f"s{i}", v.detach().clone())
+
+    def rows(self, batch: int) -> dict[str, torch.Tensor]:
+        """Every state variable's row repeated ``batch`` times."""
+        out = {}
+        for i, name in enumerate(self.names):
+            v = self.params[f"s{i}"] if f"s{i}" in self.params else getattr(self, f"s{i}")
+            out[name] = v.expand(batch, *v.shape)
+        return out
+
+
+def _timestep_name(timestep_var: str | Sequence[str] | None) -> str | None:
+    if timestep_var is None or isinstance(timestep_var, str):
+        return timestep_var
+    names = list(timestep_var)
+    if len(names) != 1:
+        raise ObjectiveError(f"timestep_var names one variable, got {names}")
+    return str(names[0])
+
+
+@dataclass
+class StepView:
+    """What one step of a :class:`Scan` sees: its index, its scope, and the mask of its rows."""
+
+    t: int
+    env: Env
+    mask: torch.Tensor | None  # (batch,) 1.0 on sequences that have step t, else None (no mask)
+    permute: torch.Tensor | None = None  # set by the consumer: rows of the carried state to keep (resampling)
+
+
+class Scan:
+    """The loop over time that :class:`IterativeLoss` and the particle filter share.
+
+    ``series_var`` are sliced at ``t`` along ``time_dim`` (0: time-first ``(T, B, ...)``; 1: batch-first
+    ``(B, T, ...)``) — unless ``slice_step`` is given: a distribution drawn at every step, from the whole
+    series and the timestep variable, that binds what the step needs (TD-VAE's ``x_{t_2}``, ``b_{t_1}``,
+    ``b_{t_2}``; see :class:`~deepgm.distributions.JumpySlice`). ``mask_var`` names a ``(T, B)`` or
+    ``(B, T)`` mask (by ``time_dim``): the scan stops after the last step any sequence has, and a state
+    is carried unchanged over the padded steps of a sequence. ``initial`` gives state values (one row
+    each, see :class:`InitialState`) for the ones not given as inputs. ``rows_transform`` maps every
+    sliced or initial value before it is bound (the particle filter repeats rows over particles).
+    """
+
+    def __init__(self, series_var: Sequence[str] = (), update_value: Mapping[str, str | Sequence[str]] | None = None,
+                 max_iter: int | None = None, timestep_var: str | Sequence[str] | None = None,
+                 slice_step: Distribution | None = None, mask_var: str | None = None, time_dim: int = 0,
+                 initial: InitialState | Mapping[str, torch.Tensor] | None = None, owner: str = "IterativeLoss"
+                 ) -> None:
+        if max_iter is None and not series_var and mask_var is None:
+            raise ObjectiveError(f"{owner}: give max_iter, a mask_var or at least one series_var")
+        if max_iter is not None:
+            max_iter = positive_int(max_iter, f"{owner}: max_iter", 1, ObjectiveError)
+        if time_dim not in (0, 1):
+            raise ObjectiveError(f"{owner}: time_dim must be 0 (time-first) or 1 (batch-first), got {time_dim!r}")
+        if slice_step is not None and not isinstance(slice_step, Distribution):
+            raise ObjectiveError(f"{owner}: slice_step must be a distribution, got {type(slice_step).__name__}")
+        self.owner = owner
+        self.max_iter = max_iter
+        self.series_var = list(series_var)
+        self.update_value = dict(update_value or {})
+        # {"z": "z_prev"} or {"z": ("z_prev", "zq_prev")}: a value carried into one or several state variables
+        self._targets = [(new, (old,) if isinstance(old, str) else tuple(old))
+                         for new, old in self.update_value.items()]
+        self.timestep_var = _timestep_name(timestep_var)
+        self.slice_step = slice_step
+        self.mask_var = mask_var
+        self.time_dim = time_dim
+        if initial is not None and not isinstance(initial, InitialState):
+            initial = InitialState(initial)
+        self.initial = initial
+        if slice_step is not None and self.timestep_var is None:
+            self.timestep_var = "t"
+
+    # -- what the scan reads ------------------------------------------------------------------------
+    def _mask(self, env: Env) -> torch.Tensor | None:
+        if self.mask_var is None:
+            return None
+        mask = env.get(self.mask_var, self.owner)
+        if not torch.is_tensor(mask) or mask.dim() != 2:
+            raise ShapeError(f"{self.owner}: the mask '{self.mask_var}' must be a 2-D tensor "
+                             f"({'(batch, time)' if self.time_dim else '(time, batch)'}), got "
+                             f"{tuple(getattr(mask, 'shape', ()))}")
+        return mask if self.time_dim == 0 else mask.transpose(0, 1)  # (T, B)
+
+    def steps(self, env: Env, mask: torch.Tensor | None) -> int:
+        """How many steps: ``max_iter``, else the series' length, cut after the mask's last real step."""
+        lengths = {v: env.get(v, self.owner).shape[self.time_dim] for v in self.series_var}
+        if len(set(lengths.values())) > 1:
+            raise ObjectiveError(f"{self.owner}: series variables differ in length along dimension "
+                                 f"{self.time_dim}: {lengths}")
+        if mask is not None:
+            for v, n in lengths.items():
+                if n != mask.shape[0]:
+                    raise ShapeError(f"{self.owner}: the series '{v}' has {n} steps but the mask "
+                                     f"'{self.mask_var}' has {mask.shape[0]}")
+                rows = env.get(v, self.owner).shape[1 - self.time_dim]
+                if rows != mask.shape[1]:
+                    raise ShapeError(f"{self.owner}: the series '{v}' has {rows} sequences but the mask "
+                                     f"'{self.mask_var}' has {mask.shape[1]} (shape {tuple(mask.shape)})")
+        n_steps = self.max_iter if self.max_iter is not None else (
+            next(iter(lengths.values())) if lengths else mask.shape[0] if mask is not None else 0)
+        if mask is not None:  # one host synchronisation: the longest sequence of the batch
+            n_steps = min(n_steps, int(mask.sum(0).max()))
+        if self.max_iter is None and self.slice_step is not None:  # a slice reading later steps stops earlier
+            n_steps -= int(getattr(self.slice_step, "lookahead", 0))
+        return n_steps
+
+    def batch_size(self, env: Env, mask: torch.Tensor | None) -> int | None:
+        if mask is not None:
+            return int(mask.shape[1])
+        if self.series_var:
+            value = env.get(self.series_var[0], self.owner)
+            return int(value.shape[1 - self.time_dim]) if value.dim() > 1 else None
+        return None
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self, env: Env, rows: Callable[[torch.Tensor], torch.Tensor] = lambda v: v) -> Iterator[StepView]:
+        """Yield each step's view; after the consumer has evaluated the step (in ``view.env``, while the
+        generator is suspended) the state named in ``update_value`` is carried to the next step."""
+        mask = self._mask(env)
+        n_steps = self.steps(env, mask)
+        batch = self.batch_size(env, mask)
+        state = env.child()
+        if self.initial is not None:
+            if batch is None:
+                raise ObjectiveError(f"{self.owner}: an initial state needs the batch size (give a mask or a "
+                                     f"batched series)")
+            for name, value in self.initial.rows(batch).items():
+                if name not in state.values:
+                    state.set(name, rows(value))
+        series = {v: env.get(v, self.owner) for v in self.series_var}
+        for t in range(n_steps):
+            step = state.child()
+            if self.slice_step is None:
+                for v, value in series.items():
+                    step.set(v, rows(value[t] if self.time_dim == 0 else value[:, t]))
+            if self.timestep_var is not None:
+                step.set(self.timestep_var, torch.tensor(t))
+            m = None if mask is None else rows(mask[t])
+            view = StepView(t, step, m)
+            with env.tracing() as trace:  # what this step, and only this step, draws or computes
+                if self.slice_step is not None:
+                    self.slice_step.draw_into(step, (), None, True)
+                yield view
+            for new, olds in self._targets:
+                if new not in trace:
+                    raise ObjectiveError(f"{self.owner}: update_value needs '{new}', which step {t} "
+                                         f"did not draw or compute")
+                drawn, sdim = trace[new]
+                if view.permute is not None:
+                    drawn = drawn.index_select(sdim, view.permute)
+                for old in olds:
+                    value = drawn
+                    if m is not None and old in state.values:
+                        keep = m.reshape((1,) * sdim + m.shape + (1,) * (value.dim() - sdim - m.dim())) > 0
+                        value = torch.where(keep, value, state.values[old])
+                    state.set(old, value, sdim)
+
+    def render_top(self) -> str:
+        return "T" if self.max_iter is None else str(self.max_iter)
+
+    def wrap(self, inner: str, latex: bool) -> str:
+        """``inner`` under the step's slicing distribution, as the expression prints."""
+        if self.slice_step is None:
+            return inner
+        text = self.slice_step.prob_text
+        return rf"\mathbb{{E}}_{{{text}}} \left[{inner} \right]" if latex else f"E_{{{text}}}[{inner}]"
 
 
 class IterativeLoss(Loss):
     """``Σ_{t=0}^{T-1} step_loss`` where at step ``t`` every ``series_var`` ``v`` is bound to ``v[t]``
-    (time is the first dimension of the inputs) and, after each step, ``update_value={"h_new": "h"}``
+    (along ``time_dim``: 0 time-first, 1 batch-first) and, after each step, ``update_value={"h_new": "h"}``
     binds ``h`` to the value ``h_new`` took in that step (drawn or computed there), for the next step.
     ``T`` is ``max_iter`` or the length of the series. ``timestep_var`` (optional) names a variable that
-    holds ``t``. Initial state values come from the inputs.
+    holds ``t``. Initial state values come from the inputs or from ``initial``.
+
+    ``mask_var`` names a 0/1 mask of the real steps of each sequence (padded steps contribute nothing and
+    carry no state); ``slice_step`` is a distribution drawn at each step that binds the step's values
+    from the whole series and ``t`` (instead of slicing ``series_var``), e.g. TD-VAE's jumpy pairs
+    ``t_1 < t_2``. See :class:`Scan`.
     """
 
     def __init__(self, step_loss: Loss, max_iter: int | None = None, series_var: Sequence[str] = (),
-                 update_value: Mapping[str, str] | None = None, timestep_var: str | None = None) -> None:
+                 update_value: Mapping[str, str | Sequence[str]] | None = None,
+                 timestep_var: str | Sequence[str] | None = None,
+                 slice_step: Distribution | None = None, mask_var: str | None = None, time_dim: int = 0,
+                 initial: Mapping[str, torch.Tensor] | None = None) -> None:
         self.step_loss = as_loss(step_loss)
-        if max_iter is None and not series_var:
-            raise ObjectiveError("IterativeLoss: give max_iter or at least one series_var")
-        if max_iter is not None:
-            max_iter = positive_int(max_iter, "IterativeLoss: max_iter", 1, ObjectiveError)
-        self.max_iter = max_iter
-        self.series_var = list(series_var)
-        self.update_value = dict(update_value or {})
-        self.timestep_var = timestep_var
+        self.scan = Scan(series_var, update_value, max_iter, timestep_var, slice_step, mask_var, time_dim,
+                         initial, owner="IterativeLoss")
+
+    @property
+    def max_iter(self) -> int | None:
+        return self.scan.max_iter
 
     def _eval(self, env: Env) -> Any:
-        steps = self.max_iter
-        if steps is None:
-            lengths = {v: env.get(v, "IterativeLoss").shape[0] for v in self.series_var}
-            if len(set(lengths.values())) > 1:
-                raise ObjectiveError(f"IterativeLoss: series variables differ in length: {lengths}")
-            steps = next(iter(lengths.values()))
-        state = env.child()
         total: Any = 0.0
-        for t in range(steps):
-            step = state.child()
-            for v in self.series_var:
-                step.set(v, env.get(v, "IterativeLoss")[t])
-            if self.timestep_var is not None:
-                step.set(self.timestep_var, torch.tensor(t))
-            with env.tracing() as trace:  # what this step, and only this step, draws or computes
-                total = total + self.step_loss._eval(step)
-            for new, old in self.update_value.items():
-                if new not in trace:
-                    raise ObjectiveError(f"IterativeLoss: update_value needs '{new}', which step {t} "
-                                         f"did not draw or compute")
-                value, sdim = trace[new]
-                state.set(old, value, sdim)
+        for view in self.scan.run(env):
+            value = self.step_loss._eval(view.env)
+            if view.mask is not None:
+                if not torch.is_tensor(value) or value.dim() == 0 or value.shape[-1] != view.mask.shape[0]:
+                    raise ShapeError(f"IterativeLoss: with a mask, the step's objective must give one value per "
+                                     f"sequence ({view.mask.shape[0]}), got shape "
+                                     f"{tuple(getattr(value, 'shape', ()))} from {self.step_loss} (sum a "
+                                     f"density's event dimensions with event_ndim)")
+                value = torch.where(view.mask > 0, value, torch.zeros((), dtype=value.dtype, device=value.device))
+            total = total + value
         return total
 
     def children(self) -> tuple[Loss, ...]:
         return (self.step_loss,)
 
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.scan.slice_step,) if self.scan.slice_step is not None else ()
+
+    def own_modules(self) -> tuple[nn.Module, ...]:
+        return (self.scan.initial,) if self.scan.initial is not None else ()
+
     def own_drawn(self) -> tuple[str, ...]:
-        return tuple(self.update_value) + ((self.timestep_var,) if self.timestep_var else ())
+        scan = self.scan
+        drawn = tuple(scan.update_value) + ((scan.timestep_var,) if scan.timestep_var else ())
+        drawn += tuple(scan.initial.names) if scan.initial is not None else ()
+        return drawn + (tuple(scan.slice_step.var) if scan.slice_step is not None else ())
+
+    def own_inputs(self) -> tuple[str, ...]:
+        scan = self.scan
+        names = ((scan.mask_var,) if scan.mask_var else ()) + tuple(scan.series_var)
+        return names + (tuple(scan.slice_step.cond_var) if scan.slice_step is not None else ())
 
     def _render(self, latex: bool) -> str:
-        inner = self.step_loss._render(latex)
-        top = "T" if self.max_iter is None else str(self.max_iter)
-        return rf"\sum_{{t=1}}^{{{top}}} {inner}" if latex else f"sum_(t=1..{top}) {inner}"
+        inner = self.scan.wrap(self.step_loss._render(latex), latex)
+        top = self.scan.render_top()
+        return rf"\sum_{{t=1}}^{{{top}}} \left[{inner}\right]" if latex else f"sum_(t=1..{top}) [{inner}]"

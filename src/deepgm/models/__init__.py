@@ -16,6 +16,7 @@ from deepgm.models.gan import GAN, discriminator_objective
 from deepgm.models.likelihood import log_likelihood
 from deepgm.models.model import AuxiliaryObjective, Model
 from deepgm.models.presets import ML, VAE, VI
+from deepgm.models.sequential import SequenceModel, generate_sequences
 
 __all__ = ["Model", "AuxiliaryObjective", "VAE", "VI", "ML", "log_likelihood", "GAN",
-           "discriminator_objective", "FlowModel", "Evaluates"]
+           "discriminator_objective", "FlowModel", "Evaluates", "SequenceModel", "generate_sequences"]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from deepgm.data.prepared import DataInfo
 
 __all__ = ["Evaluates", "conditions_of", "generator_metrics", "image_shape_of", "rows", "save_sample_figure",
-           "save_samples_to"]
+           "save_samples_to", "save_sequence_figure"]
 
 Batch = Mapping[str, torch.Tensor]
 MAX_KERNEL_POINTS = 2000  # MMD² and precision/recall compare at most this many points (quadratic cost)
@@ -77,10 +77,24 @@ def image_shape_of(info: DataInfo | None, x: torch.Tensor) -> tuple[int, int, in
     return square_image_shape(x[0].numel()) if x.dim() >= 2 else None
 
 
-def save_sample_figure(samples: torch.Tensor, path: Path, info: DataInfo | None) -> Path | None:
-    """``samples`` as an image grid (images) or a scatter (2-D points) at ``path``; None for other data."""
+def save_sequence_figure(x: torch.Tensor, path: Path) -> Path:
+    """Sequences ``(N, T, ...)`` as a picture: frame strips for videos ``(N, T, C, H, W)``, piano rolls
+    (time across, one row of values per step) otherwise."""
     from deepgm import viz
 
+    x = x.detach().float().cpu()
+    if x.dim() == 5:
+        return viz.save_frame_strips(x.clamp(0, 1), path)
+    return viz.save_piano_rolls(x.reshape(x.shape[0], x.shape[1], -1).clamp(0, 1), path)
+
+
+def save_sample_figure(samples: torch.Tensor, path: Path, info: DataInfo | None) -> Path | None:
+    """``samples`` as an image grid (images) or a scatter (2-D points) at ``path``, sequences as
+    :func:`save_sequence_figure` draws them; None for other data."""
+    from deepgm import viz
+
+    if info is not None and getattr(info, "sequence", False):
+        return save_sequence_figure(samples, path)
     shape = image_shape_of(info, samples)
     if shape is None and not (samples.dim() == 2 and samples.shape[1] == 2):
         return None

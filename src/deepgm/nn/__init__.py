@@ -12,6 +12,19 @@ from deepgm.nn.classifier import MNISTClassifier
 from deepgm.nn.conv import ConvDecoder, ConvEncoder
 from deepgm.nn.gan import MinibatchDiscrimination
 from deepgm.nn.mlp import MLP, AsLoc, Concat, LogitsHead, NormalHead, OneHotInputs, activation
+from deepgm.nn.sequence import (
+           BackwardRNN,
+           Combiner,
+           ForwardRNN,
+           GatedTransition,
+           GRUState,
+           HiddenOf,
+           LSTMState,
+           RNNStep,
+           reverse_padded,
+)
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs",
-           "activation", "MinibatchDiscrimination", "MNISTClassifier"]
+           "activation", "MinibatchDiscrimination", "MNISTClassifier", "BackwardRNN", "ForwardRNN", "Combiner",
+           "GatedTransition",
+           "GRUState", "HiddenOf", "LSTMState", "RNNStep", "reverse_padded"]

@@ -1,4 +1,5 @@
-"""Headless visualisation helpers: image grids, latent-space views, densities and loss curves.
+"""Headless visualisation helpers: image grids, latent-space views, densities, loss curves and
+sequences (piano rolls, video frame strips).
 
 Importing this package forces matplotlib's non-interactive Agg backend so that every
 function works without a display. All ``save_*`` functions write a PNG, create missing
@@ -23,16 +24,19 @@ from deepgm.viz.plots import (
     save_training_curves,
 )
 from deepgm.viz.samples import save_samples
+from deepgm.viz.sequences import save_frame_strips, save_piano_rolls
 
 __all__ = [
     "make_grid",
     "save_decoded_manifold",
+    "save_frame_strips",
     "save_density_2d",
     "save_density_panels_2d",
     "save_image_grid",
     "save_latent_map_2d",
     "save_latent_traversal",
     "save_loss_curve",
+    "save_piano_rolls",
     "save_reconstructions",
     "save_samples",
     "save_samples_2d",

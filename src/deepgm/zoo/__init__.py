@@ -5,6 +5,7 @@ from deepgm.zoo import (  # noqa: F401
     beta_vae,
     cvae,
     dip_vae,
+    dmm,
     factor_vae,
     ffjord,
     gan_basic,
@@ -24,8 +25,11 @@ from deepgm.zoo import (  # noqa: F401
     mvae,
     nice,
     realnvp,
+    srnn,
+    tdvae,
     vae,
     vae_flow,
+    vrnn,
 )
 from deepgm.zoo.registry import REGISTRY, DataInfo, ZooEntry, get, names, register
 from deepgm.zoo.runs import Run, RunNotFoundError, load_run, write_run

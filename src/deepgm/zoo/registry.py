@@ -35,15 +35,17 @@ class ZooEntry:
     # how the CLI feeds MNIST-like images by default: "binary" (dynamically binarised, for Bernoulli
     # likelihoods) or "grey" (the grey levels: flows dequantise them, GANs generate them)
     pixels: Literal["binary", "grey"] = "binary"
+    sequences: bool = False  # trains on padded sequences ({"x": (N, T, ...), "mask": (N, T)}), not on examples
 
 
 REGISTRY: dict[str, ZooEntry] = {}
 
 
 def register(name: str, summary: str, config: type, needs_labels: bool = False,
-             prepare: Callable[..., dict[str, Any]] | None = None, pixels: Literal["binary", "grey"] = "binary"
-             ) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
-    """Decorator: register ``build(config, data_info) -> model`` under ``name``."""
+             prepare: Callable[..., dict[str, Any]] | None = None, pixels: Literal["binary", "grey"] = "binary",
+             sequences: bool = False) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
+    """Decorator: register ``build(config, data_info) -> model`` under ``name``; ``sequences=True`` for a
+    model of sequences (its builder is refused data that are not, and the others sequence data)."""
 
     def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
         if name in REGISTRY:
@@ -57,9 +59,15 @@ def register(name: str, summary: str, config: type, needs_labels: bool = False,
         @functools.wraps(build)
         def checked(cfg: Any, data: DataInfo) -> Any:
             check_config(cfg)
+            if bool(getattr(data, "sequence", False)) != sequences:
+                from deepgm.data import SEQUENCE_DATASETS
+
+                want = f"a sequence dataset ({', '.join(SEQUENCE_DATASETS)})" if sequences else \
+                    f"a dataset of examples, not of sequences (model {name!r} does not model sequences)"
+                raise ConfigError("DataConfig", "dataset", f"{want} for model {name!r}", data.name)
             return build(cfg, data)
 
-        REGISTRY[name] = ZooEntry(name, summary, config, checked, needs_labels, prepare, pixels)
+        REGISTRY[name] = ZooEntry(name, summary, config, checked, needs_labels, prepare, pixels, sequences)
         return build
 
     return deco
