@@ -99,7 +99,7 @@ class Runner:
             loss = self.loss(x[idx], mask[idx], _beta(self.steps, anneal_steps)) / len(idx)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.params, CLIP)
-            if not (math.isfinite(float(loss)) and math.isfinite(float(norm))):
+            if not (math.isfinite(float(loss.detach())) and math.isfinite(float(norm))):
                 self.nonfinite_steps += 1
                 continue
             self.opt.step()
@@ -230,24 +230,26 @@ def part_dmm(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------------------ VRNN
 def part_vrnn(args: argparse.Namespace) -> None:
-    from deepgm.training import Trainer, TrainerConfig
-
     rows = []
-    for dataset, epochs in (("jsb", args.epochs), ("nottingham", args.nottingham_epochs)):
+    budgets = {"jsb": args.epochs, "nottingham": args.nottingham_epochs}
+    for dataset in args.datasets.split(","):
+        epochs = budgets[dataset]
         data = load_splits(dataset, _data_dir(args.data_dir))
         for objective in ("elbo", "iwae", "fivo"):
             torch.manual_seed(args.seed)
             model = _build("vrnn", data.info, objective=objective, particles=args.particles)
-            cfg = TrainerConfig(epochs=epochs, batch_size=BATCH, seed=args.seed, progress=False,
-                                checkpoint_every=None, eval_batch_size=BATCH)
-            start = time.perf_counter()
-            Trainer(model, data.train, cfg, valid=None).fit()
-            seconds = time.perf_counter() - start
+            runner = DeepgmRunner(objective, model)
+            for epoch in range(epochs):
+                runner.train_epoch(data.train["x"], data.train["mask"], _batches(len(data.train["x"]), epoch,
+                                                                                 args.seed), 0)
+            seconds = sum(runner.epoch_seconds)
             torch.manual_seed(args.seed + 1)
             ev = model.evaluate(data.test, k=args.eval_particles)
             row = {"dataset": dataset, "objective": objective, "particles": args.particles if objective != "elbo"
                    else 1, "epochs": epochs, "steps": model.steps, "train_seconds": round(seconds, 1),
-                   "nonfinite_steps": model.skipped_steps, **{k: v for k, v in ev.items() if k != "note"}}
+                   "nonfinite_steps": runner.nonfinite_steps + model.skipped_steps,
+                   "seconds_per_epoch_median": statistics.median(runner.epoch_seconds),
+                   **{k: v for k, v in ev.items() if k != "note"}}
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {"part": "vrnn", "machine": machine_info(torch.get_num_threads(), REPO),
@@ -348,6 +350,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="folder holding polyphonic/*.mat (default: $DEEPGM_DATA)")
     p.add_argument("--epochs", type=int, default=40, help="dmm, and vrnn on JSB")
     p.add_argument("--nottingham-epochs", type=int, default=4)
+    p.add_argument("--datasets", default="jsb,nottingham", help="vrnn: the sets to train on")
     p.add_argument("--anneal-epochs", type=int, default=10)
     p.add_argument("--particles", type=int, default=4)
     p.add_argument("--eval-particles", type=int, default=32)

@@ -37,6 +37,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 X_DIM = 88
+# the DMM's scales are softplus(.) + MIN_SCALE, as in deepgm's DMM (Pyro's tutorial has no floor: a scale that
+# underflows to 0 makes the KL infinite, the NaN its users report); the same in all three implementations
+MIN_SCALE = 1e-3
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -135,7 +138,7 @@ class GatedTransition(nn.Module):
         gate = torch.sigmoid(self.lin_gate_h_z(F.relu(self.lin_gate_z_h(z))))
         proposed = self.lin_prop_h_z(F.relu(self.lin_prop_z_h(z)))
         loc = (1 - gate) * self.lin_z_loc(z) + gate * proposed
-        return loc, F.softplus(self.lin_scale(F.relu(proposed)))
+        return loc, F.softplus(self.lin_scale(F.relu(proposed))) + MIN_SCALE
 
 
 class Combiner(nn.Module):
@@ -149,7 +152,7 @@ class Combiner(nn.Module):
 
     def forward(self, z_prev: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         hc = 0.5 * (torch.tanh(self.lin_z_h(z_prev)) + h)
-        return self.lin_loc(hc), F.softplus(self.lin_scale(hc))
+        return self.lin_loc(hc), F.softplus(self.lin_scale(hc)) + MIN_SCALE
 
 
 class DMMNet(nn.Module):

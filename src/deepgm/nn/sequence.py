@@ -141,10 +141,12 @@ class RNNStep(nn.Module):
 
 class GatedTransition(nn.Module):
     """The DMM's transition ``p(z_t|z_{t-1})`` (Krishnan et al. 2017): a gate mixes a linear map of
-    ``z_{t-1}`` (initialised to the identity) with a non-linear proposal; the scale is a softplus."""
+    ``z_{t-1}`` (initialised to the identity) with a non-linear proposal; the scale is a softplus plus
+    ``min_scale`` (a scale that underflows to 0 makes a log-density infinite)."""
 
-    def __init__(self, z_dim: int, hidden: int) -> None:
+    def __init__(self, z_dim: int, hidden: int, min_scale: float = 1e-3) -> None:
         super().__init__()
+        self.min_scale = min_scale
         self.gate = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, z_dim), nn.Sigmoid())
         self.propose1, self.propose2 = nn.Linear(z_dim, hidden), nn.Linear(hidden, z_dim)
         self.linear = nn.Linear(z_dim, z_dim)
@@ -157,18 +159,19 @@ class GatedTransition(nn.Module):
         g = self.gate(z)
         proposed = self.propose2(F.relu(self.propose1(z)))
         loc = (1 - g) * self.linear(z) + g * proposed
-        return {"loc": loc, "scale": F.softplus(self.to_scale(F.relu(proposed)))}
+        return {"loc": loc, "scale": F.softplus(self.to_scale(F.relu(proposed))) + self.min_scale}
 
 
 class Combiner(nn.Module):
     """The DMM's posterior ``q(z_t|z_{t-1}, h_t)``: ``ĥ = ½ (tanh(W z_{t-1}) + h_t)``, then a linear
-    location and a softplus scale."""
+    location and a softplus scale plus ``min_scale``."""
 
-    def __init__(self, z_dim: int, rnn_dim: int) -> None:
+    def __init__(self, z_dim: int, rnn_dim: int, min_scale: float = 1e-3) -> None:
         super().__init__()
+        self.min_scale = min_scale
         self.from_z = nn.Linear(z_dim, rnn_dim)
         self.loc, self.scale = nn.Linear(rnn_dim, z_dim), nn.Linear(rnn_dim, z_dim)
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> dict[str, torch.Tensor]:
         combined = 0.5 * (torch.tanh(self.from_z(z)) + h)
-        return {"loc": self.loc(combined), "scale": F.softplus(self.scale(combined))}
+        return {"loc": self.loc(combined), "scale": F.softplus(self.scale(combined)) + self.min_scale}
