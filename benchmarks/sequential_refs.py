@@ -192,13 +192,14 @@ class TorchDMM(DMMNet):
         z_p = self.z_0.expand(batch, -1)
         z_q = self.z_q_0.expand(batch, -1)
         elbo = x.new_zeros(())
-        for t in range(x.shape[1]):
+        # per-step views by unbind: one backward node, not a (B, T, ·) zero-filled gradient per h[:, t]
+        for x_t, h_t, m_t in zip(x.unbind(1), h.unbind(1), mask.unbind(1), strict=True):
             p_loc, p_scale = self.trans(z_p)
-            q_loc, q_scale = self.combiner(z_q, h[:, t])
+            q_loc, q_scale = self.combiner(z_q, h_t)
             z = q_loc + q_scale * torch.randn_like(q_loc)
             kl = normal_kl(q_loc, q_scale, p_loc, p_scale).sum(-1)
-            log_px = bernoulli_log_prob(self.emitter(z), x[:, t])
-            elbo = elbo + (mask[:, t] * (log_px - beta * kl)).sum()
+            log_px = bernoulli_log_prob(self.emitter(z), x_t)
+            elbo = elbo + (m_t * (log_px - beta * kl)).sum()
             z_p = z_q = z
         return -elbo
 
@@ -295,8 +296,10 @@ class TorchVRNN(nn.Module):
         self.dec_logits = nn.Linear(feat_dim, X_DIM)
         self.cell = nn.LSTMCell(2 * feat_dim, h_dim)
 
-    def step(self, x_t: Tensor, m_t: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """One time step for rows (N, ·): returns (log p(x|z), KL(q||p), log p(z) - log q(z), h', c').
+    def step(self, x_t: Tensor, m_t: Tensor, h: Tensor, c: Tensor, weights: bool = False
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One time step for rows (N, ·): returns (log p(x|z), KL(q||p) — or, with ``weights``,
+        log p(z) - log q(z) — , h', c').
 
         ``z`` is one reparameterised draw from q; rows with ``m_t == 0`` keep their state (h, c).
         """
@@ -308,11 +311,13 @@ class TorchVRNN(nn.Module):
         z = q_loc + q_scale * torch.randn_like(q_loc)
         fz = self.phi_z(z)
         log_px = bernoulli_log_prob(self.dec_logits(self.dec_net(torch.cat([fz, h], -1))), x_t)
-        kl = normal_kl(q_loc, q_scale, p_loc, p_scale).sum(-1)
-        log_ratio = (normal_log_prob(z, p_loc, p_scale) - normal_log_prob(z, q_loc, q_scale)).sum(-1)
+        if weights:
+            term = (normal_log_prob(z, p_loc, p_scale) - normal_log_prob(z, q_loc, q_scale)).sum(-1)
+        else:
+            term = normal_kl(q_loc, q_scale, p_loc, p_scale).sum(-1)
         h_new, c_new = self.cell(torch.cat([fx, fz], -1), (h, c))
         keep = m_t[:, None] > 0
-        return log_px, kl, log_ratio, torch.where(keep, h_new, h), torch.where(keep, c_new, c)
+        return log_px, term, torch.where(keep, h_new, h), torch.where(keep, c_new, c)
 
     def _initial_state(self, rows: int, like: Tensor) -> tuple[Tensor, Tensor]:
         return like.new_zeros(rows, self.h_dim), like.new_zeros(rows, self.h_dim)
@@ -322,9 +327,9 @@ class TorchVRNN(nn.Module):
         x, mask = check_batch(x, mask, beta)
         h, c = self._initial_state(x.shape[0], x)
         elbo = x.new_zeros(())
-        for t in range(x.shape[1]):
-            log_px, kl, _, h, c = self.step(x[:, t], mask[:, t], h, c)
-            elbo = elbo + (mask[:, t] * (log_px - beta * kl)).sum()
+        for x_t, m_t in zip(x.unbind(1), mask.unbind(1), strict=True):
+            log_px, kl, h, c = self.step(x_t, m_t, h, c)
+            elbo = elbo + (m_t * (log_px - beta * kl)).sum()
         return -elbo
 
     @staticmethod
@@ -341,9 +346,9 @@ class TorchVRNN(nn.Module):
         xs, ms = self._particles(x, mask, k)
         h, c = self._initial_state(xs.shape[0], xs)
         log_w = xs.new_zeros(xs.shape[0])
-        for t in range(xs.shape[1]):
-            log_px, _, log_ratio, h, c = self.step(xs[:, t], ms[:, t], h, c)
-            log_w = log_w + ms[:, t] * (log_px + log_ratio)
+        for x_t, m_t in zip(xs.unbind(1), ms.unbind(1), strict=True):
+            log_px, log_ratio, h, c = self.step(x_t, m_t, h, c, weights=True)
+            log_w = log_w + m_t * (log_px + log_ratio)
         bound = torch.logsumexp(log_w.view(-1, k), -1) - math.log(k)
         return -bound.sum()
 
@@ -362,9 +367,10 @@ class TorchVRNN(nn.Module):
         h, c = self._initial_state(xs.shape[0], xs)
         log_w = xs.new_zeros(batch, k)
         bound = xs.new_zeros(batch)
+        x_steps, m_steps = xs.unbind(1), ms.unbind(1)
         for t in range(steps):
-            log_px, _, log_ratio, h, c = self.step(xs[:, t], ms[:, t], h, c)
-            log_w = log_w + (ms[:, t] * (log_px + log_ratio)).view(batch, k)
+            log_px, log_ratio, h, c = self.step(x_steps[t], m_steps[t], h, c, weights=True)
+            log_w = log_w + (m_steps[t] * (log_px + log_ratio)).view(batch, k)
             if t + 1 == steps:
                 break
             log_norm = torch.log_softmax(log_w.detach(), -1)

@@ -324,6 +324,7 @@ EXEMPT = {
     "ProductOfNormal": "built from Normal experts", "MixtureOfExperts": "built from Normal experts",
     "Empirical": "no parameters: the data itself", "FromTorch": "wraps a torch distribution, which validates itself",
     "JumpySlice": "no parameters: slices given series (tests/distributions/test_slicing.py checks its errors)",
+    "MultiDeterministic": "no parameters: a network's outputs (tests/distributions/test_slicing.py)",
 }
 
 

@@ -55,3 +55,24 @@ def test_slicing_refuses_bad_series_and_steps() -> None:
         f.sample({"t": torch.tensor(0), "b": _series(), "x": _series(b=5)})
     with pytest.raises(ValueError, match="max_jump must be an integer >= 1, got 0"):
         JumpySlice(at_t1=["b"], at_t2=["x"], max_jump=0)
+
+
+def test_multi_deterministic_binds_each_output_once_per_evaluation_and_checks_their_count() -> None:
+    from deepgm.distributions import MultiDeterministic
+    from deepgm.errors import ShapeError as _ShapeError
+
+    calls = []
+
+    def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(1)
+        return x[:, :1], x[:, 1:]
+
+    f = MultiDeterministic(var=["a", "b"], cond_var=["x"], net=halves)
+    both = E(f, _Value("a")) + E(f, _Value("b"))
+    assert torch.equal(both(x=torch.tensor([[1.0, 2.0, 3.0]])), torch.tensor([6.0]))
+    assert len(calls) == 1  # one network call for both variables, in one evaluation
+    bad = MultiDeterministic(var=["a", "b", "c"], cond_var=["x"], net=halves)
+    with pytest.raises(_ShapeError, match=r"returned 2 values for the 3 variables \['a', 'b', 'c'\]"):
+        bad.sample({"x": torch.zeros(1, 2)})
+    with pytest.raises(ValueError, match="needs net"):
+        MultiDeterministic(var=["a"], cond_var=["x"])

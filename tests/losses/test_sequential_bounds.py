@@ -167,9 +167,9 @@ def test_padded_batch_has_the_mean_of_each_sequence_alone(kind: str) -> None:
                                    mask=torch.ones(length, n, dtype=torch.float64))
         mean, se = float(batch[b].mean()), float(batch[b].std()) / math.sqrt(n)
         assert abs(mean - alone) < 4 * math.hypot(se, alone_se), (b, mean, alone)
-        if kind == "fivo":  # and both near the exact value of the sequence
+        if kind == "fivo":  # and a lower bound near the exact value (16 particles: a bias of tenths of a nat)
             exact = float(kalman_log_likelihood(seqs[:length, b:b + 1])[0])
-            assert abs(alone - exact) < 4 * alone_se + 0.1
+            assert alone < exact + 4 * alone_se and exact - alone < 0.6
 
 
 @pytest.mark.parametrize("kind", ["elbo", "fivo", "iwae"])
@@ -343,3 +343,20 @@ def test_bad_smc_options_are_refused_by_name(options: dict[str, Any], name: str)
     kwargs: dict[str, Any] = {"particles": 4, **options}
     with pytest.raises(ObjectiveError, match=name):
         SMCBound(_log_weight(), **kwargs, **_scan())
+
+
+def test_a_gap_in_the_mask_holds_the_state_over_it() -> None:
+    # x_t ~ N(h, 1) with h the previous real x: a masked step in the middle neither scores nor moves the state
+    from deepgm.distributions import Deterministic, Normal
+    from deepgm.losses import E, IterativeLoss, LogProb
+
+    p = Normal(var=["x"], cond_var=["h"], loc="h", scale=1.0)
+    carry = Deterministic(var=["h_new"], cond_var=["x"], loc="x")
+    walk = IterativeLoss(E(carry, LogProb(p)), series_var=["x"], update_value={"h_new": "h"}, mask_var="mask",
+                         time_dim=1, initial={"h": torch.zeros(1)})
+    x = torch.tensor([[0.0, 5.0, 3.0], [0.0, 5.0, 3.0]]).unsqueeze(-1)
+    got = walk(x=x, mask=torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]))
+    normal = torch.distributions.Normal(0.0, 1.0)
+    gap = normal.log_prob(torch.tensor(0.0)) + normal.log_prob(torch.tensor(3.0))  # h stays 0 over the gap
+    full = normal.log_prob(torch.tensor(0.0)) + normal.log_prob(torch.tensor(5.0)) + normal.log_prob(torch.tensor(-2.0))
+    torch.testing.assert_close(got, torch.stack([gap, full]))

@@ -25,7 +25,7 @@ from deepgm.distributions.families import (
 )
 from deepgm.distributions.family import Family
 from deepgm.distributions.kl import analytic_kl, analytic_kl_fn, has_analytic_kl, is_standard_normal
-from deepgm.distributions.slicing import JumpySlice
+from deepgm.distributions.slicing import JumpySlice, MultiDeterministic
 from deepgm.distributions.special import (
     Deterministic,
     Empirical,
@@ -36,7 +36,7 @@ from deepgm.distributions.special import (
 )
 
 __all__ = [
-    "JumpySlice",
+    "JumpySlice", "MultiDeterministic",
     "Distribution", "JointDistribution", "MarginalizedDistribution", "Env", "Family",
     "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace", "Beta",
     "Gamma", "Dirichlet", "Multinomial", "Deterministic", "Empirical", "FromTorch", "MixtureOfNormal",

@@ -108,13 +108,26 @@ class Env:
     def tracing(self) -> Iterator[Trace]:
         """Record every binding made inside the block, in any scope of this evaluation:
         ``with env.tracing() as trace: ...`` then ``trace[name] == (value, sdim)``. Blocks may nest."""
-        trace: Trace = {}
-        traces = self.shared.traces
-        traces.append(trace)
+        trace = self.open_trace()
         try:
             yield trace
         finally:
-            traces.remove(trace)
+            self.close_trace(trace)
+
+    def open_trace(self) -> Trace:
+        """Start recording bindings (what :meth:`tracing` does, for a loop that cannot hold a ``with``
+        block open, e.g. a generator); :meth:`close_trace` stops it."""
+        trace: Trace = {}
+        self.shared.traces.append(trace)
+        return trace
+
+    def close_trace(self, trace: Trace) -> None:
+        """Stop recording into this very ``trace`` (by identity, not by equal contents)."""
+        traces = self.shared.traces
+        for i in range(len(traces) - 1, -1, -1):
+            if traces[i] is trace:
+                del traces[i]
+                return
 
     def get(self, name: str, owner: Any) -> Any:
         """The value of ``name``; a clear error naming ``owner`` (who needed it: a distribution, whose

@@ -38,6 +38,7 @@ from torch.distributions import constraints
 from deepgm.distributions.base import Distribution, Shape, _rename, as_shape
 from deepgm.distributions.env import Env
 from deepgm.errors import DeepGMError, NonFiniteParameterError, ParameterError, ShapeError, SupportError
+from deepgm.nn.mlp import call
 
 __all__ = ["Family", "finite"]
 
@@ -150,9 +151,15 @@ class Family(Distribution):
     # -- parameters ----------------------------------------------------------------------------------
     def forward(self, *conditions: torch.Tensor) -> dict[str, torch.Tensor]:
         """The parameters given the conditions; by default those of ``net``."""
-        if self.net is None:
+        out: dict[str, torch.Tensor]
+        net = self._modules.get("net")  # a dict lookup: nn.Module.__getattr__ is slower
+        if net is not None:
+            out = call(net, *conditions)
+            return out
+        fn = self.__dict__.get("net")  # a plain function as the network
+        if fn is None:
             return {}
-        out: dict[str, torch.Tensor] = self.net(*conditions)
+        out = fn(*conditions)
         return out
 
     def _check_constraint(self, name: str, value: torch.Tensor) -> None:

@@ -1,4 +1,13 @@
-"""Point masses that pick time steps out of whole series: TD-VAE's jumpy pairs ``t_1 < t_2``.
+"""Point masses over several variables: one network's outputs (an LSTM's ``h`` and ``c``), and the
+time steps picked out of whole series (TD-VAE's jumpy pairs ``t_1 < t_2``).
+
+:class:`MultiDeterministic` binds each of its variables to one output of a network called once:
+
+>>> from deepgm.nn import LSTMStep
+>>> cell = MultiDeterministic(var=["h_new", "c_new"], cond_var=["x", "h", "c"], net=LSTMStep([3], 4))
+>>> out = cell.sample({"x": torch.zeros(2, 3), "h": torch.zeros(2, 4), "c": torch.zeros(2, 4)})
+>>> out["h_new"].shape, out["c_new"].shape
+(torch.Size([2, 4]), torch.Size([2, 4]))
 
 :class:`JumpySlice` is the ``slice_step`` of an :class:`~deepgm.losses.IterativeLoss`: at step ``t`` it
 binds, for each named batch-first series ``v`` (``(B, T, ...)``), ``v_t1 = v[:, t]`` and
@@ -15,15 +24,45 @@ binds, for each named batch-first series ``v`` (``(B, T, ...)``), ``v_t1 = v[:, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from deepgm.distributions.base import Binding, Distribution, Shape
 from deepgm.distributions.env import Env
 from deepgm.errors import DeepGMError, ShapeError
+from deepgm.nn.mlp import call
 
-__all__ = ["JumpySlice"]
+__all__ = ["JumpySlice", "MultiDeterministic"]
+
+
+class MultiDeterministic(Distribution):
+    """``δ(v_1 - f_1(cond)) ⋯ δ(v_n - f_n(cond))`` for the ``n`` variables ``var``: ``net(*cond)`` is called
+    once and returns the values in ``var``'s order (a tuple) or by name (a dict). No density; the values
+    carry the conditions' largest number of sample dimensions."""
+
+    has_density = False
+
+    def __init__(self, var: Sequence[str], cond_var: Sequence[str] = (), net: nn.Module | None = None,
+                 name: str = "f") -> None:
+        super().__init__(var, cond_var, name)
+        if net is None:
+            raise ValueError(f"{self.owner}: needs net, the network computing {self.var}")
+        self.net = net
+
+    def new_bindings(self, env: Env, sample_shape: Shape, batch_n: int | None, reparam: bool) -> tuple[Binding, ...]:
+        if sample_shape:
+            raise DeepGMError(f"{self.owner} is a point mass: it takes no sample_shape")
+        conditions = [env.get(n, self) for n in self.cond_var]
+        net = self._modules.get("net")
+        out = call(net, *conditions) if net is not None else self.__dict__["net"](*conditions)
+        values = [out[v] for v in self.var] if isinstance(out, Mapping) else list(out)
+        if len(values) != len(self.var):
+            raise ShapeError(f"{self.owner}: its network returned {len(values)} values for the {len(self.var)} "
+                             f"variables {self.var}")
+        sdim = max([env.sdims.get(n, 0) for n in self.cond_var], default=0)
+        return tuple((v, value, sdim, env.new_version()) for v, value in zip(self.var, values, strict=True))
 
 
 class JumpySlice(Distribution):

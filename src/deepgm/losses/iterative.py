@@ -31,7 +31,7 @@ tensor([-5.2568, -2.3379])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +86,10 @@ class StepView:
 
     t: int
     env: Env
-    mask: torch.Tensor | None  # (batch,) 1.0 on sequences that have step t, else None (no mask)
+    mask: torch.Tensor | None  # (batch,) True on the sequences that have step t, else None (no mask)
+    batch: int | None = None  # sequences in the batch (rows of the step's values), when known
     permute: torch.Tensor | None = None  # set by the consumer: rows of the carried state to keep (resampling)
+    # ``mask`` is None also on a step that every sequence of the batch has (nothing to mask)
 
 
 class Scan:
@@ -98,9 +100,12 @@ class Scan:
     series and the timestep variable, that binds what the step needs (TD-VAE's ``x_{t_2}``, ``b_{t_1}``,
     ``b_{t_2}``; see :class:`~deepgm.distributions.JumpySlice`). ``mask_var`` names a ``(T, B)`` or
     ``(B, T)`` mask (by ``time_dim``): the scan stops after the last step any sequence has, and a state
-    is carried unchanged over the padded steps of a sequence. ``initial`` gives state values (one row
-    each, see :class:`InitialState`) for the ones not given as inputs. ``rows_transform`` maps every
-    sliced or initial value before it is bound (the particle filter repeats rows over particles).
+    is carried unchanged over the padded steps of a sequence (when all padding comes after the real
+    steps — the usual case — nothing real follows a padded step, so its state is left as computed).
+    ``initial`` gives state values (one row each, see :class:`InitialState`) for the ones not given as
+    inputs. With ``particles=K`` (the particle
+    filter), every sequence's rows are repeated ``K`` times, particle-major (row ``k·B + b``): the series,
+    the mask and the initial state, once, before the loop.
     """
 
     def __init__(self, series_var: Sequence[str] = (), update_value: Mapping[str, str | Sequence[str]] | None = None,
@@ -144,8 +149,11 @@ class Scan:
                              f"{tuple(getattr(mask, 'shape', ()))}")
         return mask if self.time_dim == 0 else mask.transpose(0, 1)  # (T, B)
 
-    def steps(self, env: Env, mask: torch.Tensor | None) -> int:
-        """How many steps: ``max_iter``, else the series' length, cut after the mask's last real step."""
+    def steps(self, env: Env, mask: torch.Tensor | None) -> tuple[int, list[bool] | None, bool]:
+        """How many steps: ``max_iter``, else the series' length, cut after the mask's last real step; with a
+        mask, whether each step is real in every sequence (then it needs no masking), and whether every
+        sequence's padding comes after its real steps (then no state needs holding over padding: nothing
+        real follows it)."""
         lengths = {v: env.get(v, self.owner).shape[self.time_dim] for v in self.series_var}
         if len(set(lengths.values())) > 1:
             raise ObjectiveError(f"{self.owner}: series variables differ in length along dimension "
@@ -161,11 +169,18 @@ class Scan:
                                      f"'{self.mask_var}' has {mask.shape[1]} (shape {tuple(mask.shape)})")
         n_steps = self.max_iter if self.max_iter is not None else (
             next(iter(lengths.values())) if lengths else mask.shape[0] if mask is not None else 0)
-        if mask is not None:  # one host synchronisation: the longest sequence of the batch
-            n_steps = min(n_steps, int(mask.sum(0).max()))
+        full: list[bool] | None = None
+        trailing = True
+        if mask is not None:  # one host synchronisation: the longest sequence, padding at the ends, full steps
+            real = mask > 0
+            summary = torch.cat([real.sum(0).max().reshape(1), (real[1:] <= real[:-1]).all().reshape(1),
+                                 real.all(1)]).tolist()
+            n_steps = min(n_steps, int(summary[0]))
+            trailing = bool(summary[1])
+            full = [bool(f) for f in summary[2:]]
         if self.max_iter is None and self.slice_step is not None:  # a slice reading later steps stops earlier
             n_steps -= int(getattr(self.slice_step, "lookahead", 0))
-        return n_steps
+        return n_steps, full, trailing
 
     def batch_size(self, env: Env, mask: torch.Tensor | None) -> int | None:
         if mask is not None:
@@ -176,34 +191,51 @@ class Scan:
         return None
 
     # -- the loop -----------------------------------------------------------------------------------
-    def run(self, env: Env, rows: Callable[[torch.Tensor], torch.Tensor] = lambda v: v) -> Iterator[StepView]:
+    def run(self, env: Env, particles: int = 1) -> Iterator[StepView]:
         """Yield each step's view; after the consumer has evaluated the step (in ``view.env``, while the
         generator is suspended) the state named in ``update_value`` is carried to the next step."""
         mask = self._mask(env)
-        n_steps = self.steps(env, mask)
+        n_steps, full, trailing = self.steps(env, mask)
         batch = self.batch_size(env, mask)
+        k = particles
+
+        def rows(v: torch.Tensor, dim: int = 0) -> torch.Tensor:  # each sequence's rows, K times
+            return v if k == 1 else v.repeat(*[k if d == dim else 1 for d in range(v.dim())])
+
         state = env.child()
+        if k > 1:  # a state given as an input, repeated like the rest
+            for _, olds in self._targets:
+                for old in olds:
+                    if old in state.values and torch.is_tensor(state.values[old]):
+                        state.set(old, rows(state.values[old]), state.sdims.get(old, 0))
         if self.initial is not None:
             if batch is None:
                 raise ObjectiveError(f"{self.owner}: an initial state needs the batch size (give a mask or a "
                                      f"batched series)")
-            for name, value in self.initial.rows(batch).items():
+            for name, value in self.initial.rows(batch * k).items():
                 if name not in state.values:
-                    state.set(name, rows(value))
-        series = {v: env.get(v, self.owner) for v in self.series_var}
+                    state.set(name, value)
+        # every step's slices at once (views, one call per series), unless a slicing distribution picks them
+        batch_dim = 1 - self.time_dim
+        series = [] if self.slice_step is not None else [
+            (v, rows(env.get(v, self.owner), batch_dim).unbind(self.time_dim)) for v in self.series_var]
+        masks = None if mask is None else rows(mask > 0, 1).unbind(0)
         for t in range(n_steps):
             step = state.child()
-            if self.slice_step is None:
-                for v, value in series.items():
-                    step.set(v, rows(value[t] if self.time_dim == 0 else value[:, t]))
+            for v, slices in series:
+                step.set(v, slices[t])
             if self.timestep_var is not None:
                 step.set(self.timestep_var, torch.tensor(t))
-            m = None if mask is None else rows(mask[t])
-            view = StepView(t, step, m)
-            with env.tracing() as trace:  # what this step, and only this step, draws or computes
+            # a step every sequence has needs no mask: None, as without one
+            m = None if masks is None or (full is not None and full[t]) else masks[t]
+            view = StepView(t, step, m, batch)
+            trace = env.open_trace()  # what this step, and only this step, draws or computes
+            try:
                 if self.slice_step is not None:
                     self.slice_step.draw_into(step, (), None, True)
                 yield view
+            finally:
+                env.close_trace(trace)
             for new, olds in self._targets:
                 if new not in trace:
                     raise ObjectiveError(f"{self.owner}: update_value needs '{new}', which step {t} "
@@ -213,8 +245,8 @@ class Scan:
                     drawn = drawn.index_select(sdim, view.permute)
                 for old in olds:
                     value = drawn
-                    if m is not None and old in state.values:
-                        keep = m.reshape((1,) * sdim + m.shape + (1,) * (value.dim() - sdim - m.dim())) > 0
+                    if m is not None and not trailing and old in state.values:
+                        keep = m.reshape((1,) * sdim + m.shape + (1,) * (value.dim() - sdim - m.dim()))
                         value = torch.where(keep, value, state.values[old])
                     state.set(old, value, sdim)
 
@@ -259,13 +291,13 @@ class IterativeLoss(Loss):
         total: Any = 0.0
         for view in self.scan.run(env):
             value = self.step_loss._eval(view.env)
+            if view.t == 0 and self.scan.mask_var is not None and (
+                    not torch.is_tensor(value) or value.dim() == 0 or value.shape[-1] != view.batch):
+                raise ShapeError(f"IterativeLoss: with a mask, the step's objective must give one value per "
+                                 f"sequence ({view.batch}), got shape {tuple(getattr(value, 'shape', ()))} from "
+                                 f"{self.step_loss} (sum a density's event dimensions with event_ndim)")
             if view.mask is not None:
-                if not torch.is_tensor(value) or value.dim() == 0 or value.shape[-1] != view.mask.shape[0]:
-                    raise ShapeError(f"IterativeLoss: with a mask, the step's objective must give one value per "
-                                     f"sequence ({view.mask.shape[0]}), got shape "
-                                     f"{tuple(getattr(value, 'shape', ()))} from {self.step_loss} (sum a "
-                                     f"density's event dimensions with event_ndim)")
-                value = torch.where(view.mask > 0, value, torch.zeros((), dtype=value.dtype, device=value.device))
+                value = torch.where(view.mask, value, 0.0)
             total = total + value
         return total
 

@@ -99,15 +99,12 @@ class SMCBound(Loss):
         if batch is None:
             raise ObjectiveError("SMCBound needs batched sequences (a mask or a series with a batch dimension)")
 
-        def rows(v: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (K·B, ...), particle-major
-            return v.repeat(k, *([1] * (v.dim() - 1)))
-
         log_w: torch.Tensor | None = None  # (K, B) weights since the last resampling
         log_z: Any = 0.0  # (B,) the estimate so far
-        dead: list[torch.Tensor] = []  # per step: (B,) sequences with no live particle
-        offsets = None
-        scan_iter = scan.run(env, rows)
-        for view in scan_iter:
+        increments: list[torch.Tensor] = []  # per step (K, B): only read to locate a dead filter
+        resampled: dict[int, torch.Tensor] = {}  # step -> (B,) the sequences resampled after it
+        offsets = identity = None
+        for view in scan.run(env, particles=k):
             w = self.step._eval(view.env)
             if not torch.is_tensor(w) or w.dim() != 1 or w.shape[0] != k * batch:
                 raise ObjectiveError(f"SMCBound: the step's log-weight must have one value per particle and "
@@ -115,37 +112,57 @@ class SMCBound(Loss):
             w = w.reshape(k, batch)
             m = None if view.mask is None else view.mask.reshape(k, batch)[0]
             if m is not None:  # padded steps add nothing, whatever the step computed there
-                w = torch.where(m > 0, w, torch.zeros((), dtype=w.dtype, device=w.device))
+                w = torch.where(m, w, 0.0)
+            increments.append(w)
             log_w = w if log_w is None else log_w + w
-            total = torch.logsumexp(log_w, 0)
-            dead.append(~torch.isfinite(total.detach()) if m is None else ~torch.isfinite(total.detach()) & (m > 0))
             if self.resample == "never":
                 continue
+            total = torch.logsumexp(log_w, 0)
             normalised = (log_w - total).detach()
             ess = torch.exp(-torch.logsumexp(2 * normalised, 0))  # (B,)
             need = ess < self.ess_threshold * k
             if m is not None:
-                need = need & (m > 0)
-            log_z = log_z + torch.where(need, total - math.log(k), torch.zeros_like(total))
+                need = need & m
+            if w.device.type == "cpu" and not bool(need.any()):
+                continue  # nothing to resample (on a CPU, asking costs no synchronisation)
+            resampled[view.t] = need
+            log_z = log_z + torch.where(need, total - math.log(k), 0.0)
             ancestors = systematic_resample(log_w)
-            identity = torch.arange(k, device=w.device).unsqueeze(1).expand(k, batch)
-            ancestors = torch.where(need.unsqueeze(0), ancestors, identity)
-            log_w = torch.where(need.unsqueeze(0), torch.zeros_like(log_w), log_w)
-            if offsets is None:
+            if identity is None or offsets is None:
+                identity = torch.arange(k, device=w.device).unsqueeze(1).expand(k, batch)
                 offsets = torch.arange(batch, device=w.device)
-            index = (ancestors * batch + offsets).reshape(-1)
-            view.permute = index  # the scan carries the state of the resampled particles
+            ancestors = torch.where(need.unsqueeze(0), ancestors, identity)
+            log_w = torch.where(need.unsqueeze(0), 0.0, log_w)
+            view.permute = (ancestors * batch + offsets).reshape(-1)  # the scan carries the resampled particles
         if log_w is None:
             raise ObjectiveError("SMCBound: the sequences have no step")
         log_z = log_z + torch.logsumexp(log_w, 0) - math.log(k)
-        if dead and bool(torch.stack(dead).any()):
-            bad = torch.stack(dead).nonzero()[0].tolist()
-            raise ParticleWeightError(
-                f"SMCBound: at step {bad[0]} every particle of sequence {bad[1]} has weight zero or a "
-                f"non-finite log-weight (log-weights {log_w[:, bad[1]].detach().tolist()}); the proposal puts "
-                f"no mass where the model does, or the model's densities overflowed")
+        if not bool(torch.isfinite(log_z.detach()).all()):
+            raise self._dead(increments, resampled, log_z)
         estimate: torch.Tensor = log_z
         return estimate
+
+    @staticmethod
+    def _dead(increments: list[torch.Tensor], resampled: dict[int, torch.Tensor], log_z: torch.Tensor
+              ) -> ParticleWeightError:
+        """The error naming the first step and sequence left without a live particle (found by replaying the
+        weights), or the sequence whose estimate is not finite."""
+        with torch.no_grad():
+            cum = torch.zeros_like(increments[0])
+            for t, w in enumerate(increments):
+                cum = cum + w
+                dead = ~torch.isfinite(torch.logsumexp(cum, 0))
+                if bool(dead.any()):
+                    b = int(dead.nonzero()[0])
+                    return ParticleWeightError(
+                        f"SMCBound: at step {t} every particle of sequence {b} has weight zero or a non-finite "
+                        f"log-weight (log-weights {cum[:, b].tolist()}); the proposal puts no mass where the model "
+                        f"does, or the model's densities overflowed")
+                if t in resampled:
+                    cum = torch.where(resampled[t].unsqueeze(0), 0.0, cum)
+            b = int((~torch.isfinite(log_z)).nonzero()[0])
+            return ParticleWeightError(f"SMCBound: the estimate of sequence {b} is {float(log_z[b])}: its weights "
+                                       f"overflowed")
 
     def children(self) -> tuple[Loss, ...]:
         return (self.step,)

@@ -11,20 +11,18 @@ and the MNIST classifier behind MNIST-FID/IS.
 from deepgm.nn.classifier import MNISTClassifier
 from deepgm.nn.conv import ConvDecoder, ConvEncoder
 from deepgm.nn.gan import MinibatchDiscrimination
-from deepgm.nn.mlp import MLP, AsLoc, Concat, LogitsHead, NormalHead, OneHotInputs, activation
+from deepgm.nn.mlp import MLP, AsLoc, Concat, LogitsHead, NormalHead, OneHotInputs, activation, call
 from deepgm.nn.sequence import (
-           BackwardRNN,
-           Combiner,
-           ForwardRNN,
-           GatedTransition,
-           GRUState,
-           HiddenOf,
-           LSTMState,
-           RNNStep,
-           reverse_padded,
+    BackwardRNN,
+    Combiner,
+    ForwardRNN,
+    GatedTransition,
+    GRUState,
+    LSTMStep,
+    RNNStep,
+    reverse_padded,
 )
 
 __all__ = ["ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs",
            "activation", "MinibatchDiscrimination", "MNISTClassifier", "BackwardRNN", "ForwardRNN", "Combiner",
-           "GatedTransition",
-           "GRUState", "HiddenOf", "LSTMState", "RNNStep", "reverse_padded"]
+           "GatedTransition", "GRUState", "LSTMStep", "RNNStep", "reverse_padded", "call"]

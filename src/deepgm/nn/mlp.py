@@ -2,6 +2,11 @@
 
 A network of several inputs (a conditional generator ``G(z, y)``, a discriminator ``D(x, z)``) receives
 them positionally and concatenates them along the last dimension.
+
+An MLP and a head call their ``Linear`` layers and ReLUs through :func:`call`, which goes straight to
+``F.linear``/``torch.relu`` when the layer has no hooks (and none are registered globally): a scan over
+hundreds of time steps makes tens of thousands of such calls, and ``nn.Module.__call__`` is a good part
+of their cost. A layer with a hook (pruning, a forward hook) is called as a module, as always.
 """
 
 from __future__ import annotations
@@ -12,13 +17,37 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _module
 
-__all__ = ["MLP", "activation", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs"]
+__all__ = ["MLP", "activation", "call", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs"]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus,
     "gelu": nn.GELU, "silu": nn.SiLU,
 }
+
+
+def call(m: nn.Module, *inputs: torch.Tensor) -> Any:
+    """``m(*inputs)``, without ``nn.Module.__call__``'s layers when ``m`` has no hooks (nor are any registered
+    globally): ``m.forward(*inputs)`` — the same condition under which ``__call__`` itself goes straight to
+    ``forward`` — and, for a ``Linear`` or ``ReLU``, the functional call.
+
+    >>> lin = nn.Linear(3, 2)
+    >>> x = torch.randn(4, 3)
+    >>> bool(torch.equal(call(lin, x), lin(x))), bool(torch.equal(call(nn.ReLU(), x), x.relu()))
+    (True, True)
+    """
+    if (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+            or _module._global_forward_hooks or _module._global_forward_pre_hooks
+            or _module._global_backward_hooks or _module._global_backward_pre_hooks):
+        return m(*inputs)
+    kind = type(m)
+    if kind is nn.Linear:
+        params = m._parameters  # read directly: nn.Module.__getattr__ is the slow path for parameters
+        return F.linear(inputs[0], params["weight"], params["bias"])  # type: ignore[arg-type]
+    if kind is nn.ReLU:
+        return torch.relu(inputs[0])
+    return m.forward(*inputs)
 
 
 def activation(name: str) -> nn.Module:
@@ -54,6 +83,11 @@ class MLP(nn.Sequential):
             layers.append(activation(out_activation))
         super().__init__(*layers)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self._modules.values():
+            x = call(m, x)  # type: ignore[arg-type]
+        return x  # noqa: RET504
+
 
 class NormalHead(nn.Module):
     """Features → ``{"loc", "scale"}`` with ``scale = softplus(·) + min_scale``, after an MLP body."""
@@ -66,8 +100,9 @@ class NormalHead(nn.Module):
         self.min_scale = min_scale
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.body(_joined(inputs))
-        return {"loc": self.loc(h), "scale": F.softplus(self.scale(h)) + self.min_scale}
+        mods = self._modules
+        h = call(mods["body"], _joined(inputs))  # type: ignore[arg-type]
+        return {"loc": call(mods["loc"], h), "scale": F.softplus(call(mods["scale"], h)) + self.min_scale}  # type: ignore[arg-type]
 
 
 class LogitsHead(nn.Module):
@@ -78,7 +113,7 @@ class LogitsHead(nn.Module):
         self.net = net
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.net(_joined(inputs))}
+        return {"logits": call(self._modules["net"], _joined(inputs))}  # type: ignore[arg-type]
 
 
 class AsLoc(nn.Module):
@@ -94,7 +129,10 @@ class AsLoc(nn.Module):
         self.net, self.out = net, out if out is not None else nn.Identity()
 
     def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loc": self.out(self.net(_joined(inputs)))}
+        mods = self._modules
+        h = call(mods["net"], _joined(inputs))  # type: ignore[arg-type]
+        out = mods["out"]
+        return {"loc": h if type(out) is nn.Identity else call(out, h)}  # type: ignore[arg-type]
 
 
 class Concat(nn.Module):

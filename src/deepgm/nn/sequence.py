@@ -1,13 +1,13 @@
 """Networks of sequential latent-variable models: recurrent cells as state updates, a backward RNN over
 padded sequences, the DMM's gated transition and combiner.
 
-A recurrent state is one tensor per sequence (an LSTM's ``(h, c)`` side by side: ``s = [h, c]``), so that
-a scan carries it as one variable; :class:`HiddenOf` lets a network read only ``h`` from it.
+A recurrent cell is a state update: :class:`LSTMStep` returns ``(h', c')`` (for a
+:class:`~deepgm.distributions.MultiDeterministic` over both), :class:`GRUState` ``{"loc": h'}`` (for a
+``Deterministic``).
 
->>> cell = LSTMState([3], 4)
->>> s = cell(torch.zeros(2, 3), torch.zeros(2, 8))["loc"]  # (h, c) of 4 each
->>> s.shape, HiddenOf(nn.Identity(), 4)(s).shape
-(torch.Size([2, 8]), torch.Size([2, 4]))
+>>> h, c = LSTMStep([3], 4)(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 4))
+>>> h.shape, c.shape
+(torch.Size([2, 4]), torch.Size([2, 4]))
 >>> rnn = BackwardRNN(3, 5)
 >>> x, mask = torch.randn(2, 4, 3), torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
 >>> h = rnn(x, mask)["loc"]  # h_t summarises x_t, ..., x_{T_i} of each sequence i
@@ -23,26 +23,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LSTMState", "GRUState", "HiddenOf", "BackwardRNN", "ForwardRNN", "RNNStep", "GatedTransition",
+from deepgm.nn.mlp import call
+
+__all__ = ["LSTMStep", "GRUState", "BackwardRNN", "ForwardRNN", "RNNStep", "GatedTransition",
            "Combiner", "reverse_padded"]
 
 
-class LSTMState(nn.Module):
-    """``s' = [h', c'] = LSTMCell([inputs...], (h, c))`` as ``{"loc": s'}`` (a ``Deterministic``'s
-    parameter); the last input is the state ``s = [h, c]``, the others are concatenated."""
+class LSTMStep(nn.Module):
+    """``(h', c') = LSTMCell([inputs...], (h, c))``: the last two inputs are the state, the others are
+    concatenated (leading dimensions beyond the batch are folded and restored)."""
 
     def __init__(self, input_sizes: Sequence[int], hidden: int) -> None:
         super().__init__()
-        self.hidden = hidden
         self.cell = nn.LSTMCell(sum(input_sizes), hidden)
 
-    def forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        *xs, s = inputs
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *xs, h, c = inputs
         x = xs[0] if len(xs) == 1 else torch.cat(xs, -1)
+        if x.dim() == 2:
+            return call(self._modules["cell"], x, (h, c))  # type: ignore[arg-type,no-any-return]
         lead = x.shape[:-1]
-        h, c = self.cell(x.reshape(-1, x.shape[-1]), (s[..., :self.hidden].reshape(-1, self.hidden),
-                                                      s[..., self.hidden:].reshape(-1, self.hidden)))
-        return {"loc": torch.cat([h, c], -1).reshape(*lead, 2 * self.hidden)}
+        h2, c2 = self.cell(x.reshape(-1, x.shape[-1]), (h.reshape(-1, h.shape[-1]), c.reshape(-1, c.shape[-1])))
+        return h2.reshape(*lead, -1), c2.reshape(*lead, -1)
 
 
 class GRUState(nn.Module):
@@ -58,21 +60,6 @@ class GRUState(nn.Module):
         lead = x.shape[:-1]
         out = self.cell(x.reshape(-1, x.shape[-1]), h.reshape(-1, h.shape[-1]))
         return {"loc": out.reshape(*lead, out.shape[-1])}
-
-
-class HiddenOf(nn.Module):
-    """``net(inputs..., h)`` where the last input is an LSTM state ``[h, c]`` and ``h`` its first
-    ``hidden`` features."""
-
-    def __init__(self, net: nn.Module, hidden: int) -> None:
-        super().__init__()
-        self.net = net
-        self.hidden = hidden
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        *xs, s = inputs
-        out: torch.Tensor = self.net(*xs, s[..., :self.hidden])
-        return out
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Variational RNN (Chung et al. 2015): a latent ``z_t`` at every step of an LSTM.
 
-With the LSTM's state ``s = (h, c)`` carried over time and features ``φ_x(x_t)``, ``φ_z(z_t)``:
+With the LSTM's state ``(h, c)`` carried over time and features ``φ_x(x_t)``, ``φ_z(z_t)``:
 
-    p(z_t | h) · p(x_t | φ_z(z_t), h),   q(z_t | φ_x(x_t), h),   s' = LSTM([φ_x(x_t), φ_z(z_t)], s)
+    p(z_t | h) · p(x_t | φ_z(z_t), h),   q(z_t | φ_x(x_t), h),   (h', c') = LSTM([φ_x(x_t), φ_z(z_t)], (h, c))
 
     ELBO = Σ_t E_q [log p(x_t | φ_z(z_t), h)] - β D_KL[q(z_t | φ_x(x_t), h) || p(z_t | h)]
 
@@ -16,10 +16,10 @@ from typing import Literal
 
 import torch
 
-from deepgm.distributions import Bernoulli, Deterministic, Normal
+from deepgm.distributions import Bernoulli, Deterministic, MultiDeterministic, Normal
 from deepgm.losses import KL, E, IterativeLoss, LogProb, Loss, Parameter, SMCBound
 from deepgm.models import SequenceModel, generate_sequences
-from deepgm.nn import MLP, AsLoc, HiddenOf, LogitsHead, LSTMState, NormalHead
+from deepgm.nn import MLP, AsLoc, LogitsHead, LSTMStep, NormalHead
 from deepgm.zoo.options import at_least, between, option
 from deepgm.zoo.registry import DataInfo, register
 from deepgm.zoo.sequence_common import CLIP_GRAD_NORM, anneal, scan_options, sequence_objective, weighted
@@ -47,14 +47,16 @@ def build_vrnn(cfg: VRNNConfig, data: DataInfo) -> SequenceModel:
                           net=AsLoc(MLP([data.x_dim, f], "relu", out_activation="relu")))
     phi_z = Deterministic(var=["fz"], cond_var=["z"], name=r"\phi_z",
                           net=AsLoc(MLP([z, f], "relu", out_activation="relu")))
-    prior = Normal(var=["z"], cond_var=["s"], name="p",
-                   net=HiddenOf(NormalHead(MLP([h, h], "relu", out_activation="relu"), h, z), h))
-    q = Normal(var=["z"], cond_var=["fx", "s"], name="q",
-               net=HiddenOf(NormalHead(MLP([f + h, h], "relu", out_activation="relu"), h, z), h))
-    decoder = Bernoulli(var=["x"], cond_var=["fz", "s"], name="p",
-                        net=HiddenOf(LogitsHead(MLP([f + h, h, data.x_dim], "relu")), h))
-    rnn = Deterministic(var=["s_new"], cond_var=["fx", "fz", "s"], net=LSTMState([f, f], h), name="f_{rnn}")
-    scan = scan_options(series=["x"], update={"s_new": "s"}, initial={"s": torch.zeros(2 * h)})
+    prior = Normal(var=["z"], cond_var=["h"], name="p",
+                   net=NormalHead(MLP([h, h], "relu", out_activation="relu"), h, z))
+    q = Normal(var=["z"], cond_var=["fx", "h"], name="q",
+               net=NormalHead(MLP([f + h, h], "relu", out_activation="relu"), h, z))
+    decoder = Bernoulli(var=["x"], cond_var=["fz", "h"], name="p", net=LogitsHead(MLP([f + h, h, data.x_dim], "relu")))
+    rnn = MultiDeterministic(var=["h_new", "c_new"], cond_var=["fx", "fz", "h", "c"], net=LSTMStep([f, f], h),
+                             name="f_{rnn}")
+    state = {"h_new": "h", "c_new": "c"}
+    zeros = {"h": torch.zeros(h), "c": torch.zeros(h)}
+    scan = scan_options(series=["x"], update=state, initial=zeros)
 
     def elbo(beta: Loss | float) -> Loss:
         step = E(phi_x, E(q, E(phi_z, E(rnn, LogProb(decoder)))) - weighted(beta, KL(q, prior)))
@@ -70,8 +72,7 @@ def build_vrnn(cfg: VRNNConfig, data: DataInfo) -> SequenceModel:
         loss, [phi_x, phi_z, prior, q, decoder, rnn], elbo=elbo(1.0),
         bounds={"smc": lambda k: bound(k, "systematic"), "iwae": lambda k: bound(k, "never")},
         sampler=lambda n, length: generate_sequences(
-            [prior, phi_z, decoder, phi_x, rnn], n, length, {"s_new": "s"}, {"s": torch.zeros(2 * h)},
-            keep=["x"])["x"],
+            [prior, phi_z, decoder, phi_x, rnn], n, length, state, zeros, keep=["x"])["x"],
         optimizer=torch.optim.Adam, optimizer_params={"lr": cfg.lr},
         clip_grad_norm=CLIP_GRAD_NORM,
         schedule=anneal(cfg.anneal_steps, cfg.min_anneal) if cfg.anneal_steps > 0 else None,
