@@ -62,6 +62,23 @@ def test_sequence_model_trains_with_each_objective_without_a_nonfinite_step(name
     assert "sum_" in str(model.loss) and model.loss.to_latex()
 
 
+def test_dmm_with_an_iaf_posterior_trains_and_its_kl_is_by_monte_carlo() -> None:
+    torch.manual_seed(0)
+    model = _build("dmm", posterior="iaf", iaf_layers=2, lr=1e-2)
+    kl = next(n for n in model.loss.walk() if type(n).__name__ == "KL")
+    assert not kl.analytic  # a flow's KL to the transition has no closed form
+    data = _sequences()
+    torch.manual_seed(1)
+    first = model.eval_step(data)
+    for _ in range(40):
+        assert math.isfinite(model.train_step(data))
+    torch.manual_seed(1)
+    assert model.eval_step(data) < first - 0.5
+    torch.manual_seed(2)
+    metrics = model.evaluate(data, k=16)
+    assert math.isfinite(metrics["test_nll_smc_per_step"]) and metrics["test_nll_smc_per_step"] > 0
+
+
 @pytest.mark.parametrize("name", ["vrnn", "dmm", "srnn"])
 def test_sequence_model_reports_per_step_bounds_and_draws_piano_rolls(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
