@@ -98,6 +98,25 @@ def test_sequence_model_reports_per_step_bounds_and_draws_piano_rolls(name: str,
     assert model.training
 
 
+@pytest.mark.parametrize("name", ["vrnn", "dmm", "srnn"])
+def test_vector_sequence_models_train_on_videos_and_draw_frame_strips(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    info = zoo.DataInfo("bouncing-balls", (1, 5, 5), None, binary=True, sequence=True)
+    entry = zoo.get(name)
+    model = entry.build(entry.config(**SMALL[name], lr=1e-2), info)
+    g = torch.Generator().manual_seed(0)
+    data = {"x": (torch.rand(12, 6, 1, 5, 5, generator=g) < 0.2).float(), "mask": torch.ones(12, 6)}
+    torch.manual_seed(1)
+    first = model.eval_step(data)
+    for _ in range(20):
+        model.train_step(data)
+    torch.manual_seed(1)
+    assert model.eval_step(data) < first
+    assert model.generate(2, 4).shape == (2, 4, 1, 5, 5)
+    paths = model.figures(tmp_path, data, info)
+    assert [p.name for p in paths] == ["samples.png"] and paths[0].stat().st_size > 0
+
+
 def test_tdvae_trains_on_videos_and_draws_its_jumpy_predictions(tmp_path: Path) -> None:
     torch.manual_seed(0)
     info = zoo.DataInfo("bouncing-balls", (1, 6, 6), None, binary=True, sequence=True)

@@ -70,15 +70,19 @@ def trim_to_longest(batch: Mapping[str, Any], mask_var: str = "mask") -> dict[st
 @torch.no_grad()
 def generate_sequences(steps: Sequence[Distribution], n: int, length: int, update_value: Mapping[str, str],
                        initial: Mapping[str, torch.Tensor], keep: Sequence[str] | None = None,
-                       given: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                       given: Mapping[str, torch.Tensor] | None = None,
+                       start: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """``n`` sequences of ``length`` steps: at each step every distribution of ``steps`` is drawn in order
     (each sees the state and what the earlier ones drew), then ``update_value`` carries the state.
-    ``initial`` holds one row (or ``n`` rows) per state variable; ``given`` holds batch-first series
-    ``(n, T, ...)`` bound at each step instead of drawn (e.g. observed frames to condition on).
-    Returns the drawn variables named in ``keep`` (default: all drawn) stacked batch-first."""
-    state: dict[str, torch.Tensor] = {}
-    for name, v in initial.items():
-        state[name] = v.expand(n, *v.shape) if v.dim() == 0 or v.shape[0] != n else v
+    ``initial`` holds one row per state variable (repeated ``n`` times); ``start`` holds ``n`` rows of a
+    state per sequence (e.g. a belief after observed frames); ``given`` holds batch-first series
+    ``(n, T, ...)`` bound at each step instead of drawn. Returns the drawn variables named in ``keep``
+    (default: all drawn) stacked batch-first."""
+    state: dict[str, torch.Tensor] = {name: v.expand(n, *v.shape) for name, v in initial.items()}
+    for name, v in (start or {}).items():
+        if v.shape[0] != n:
+            raise ShapeError(f"generate_sequences: start value '{name}' must have n={n} rows, got {tuple(v.shape)}")
+        state[name] = v
     out: dict[str, list[torch.Tensor]] = {}
     for t in range(length):
         env = Env(state)

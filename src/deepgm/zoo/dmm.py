@@ -26,7 +26,14 @@ from deepgm.models import SequenceModel, generate_sequences
 from deepgm.nn import MLP, BackwardRNN, Combiner, GatedTransition, LogitsHead
 from deepgm.zoo.options import at_least, between, option
 from deepgm.zoo.registry import DataInfo, register
-from deepgm.zoo.sequence_common import CLIP_GRAD_NORM, anneal, scan_options, sequence_objective, weighted
+from deepgm.zoo.sequence_common import (
+    CLIP_GRAD_NORM,
+    anneal,
+    scan_options,
+    sequence_objective,
+    shaped_output,
+    weighted,
+)
 
 
 @dataclass
@@ -68,8 +75,8 @@ def build_dmm(cfg: DMMConfig, data: DataInfo) -> SequenceModel:
     q = _posterior(cfg)
     transition = Normal(var=["z"], cond_var=["z_prev"], net=GatedTransition(cfg.z_dim, cfg.transition_dim),
                         name="p_{trans}")
-    emitter = Bernoulli(var=["x"], cond_var=["z"], name="p_{emit}",
-                        net=LogitsHead(MLP([cfg.z_dim, cfg.emission_dim, cfg.emission_dim, data.x_dim], "relu")))
+    emitter = Bernoulli(var=["x"], cond_var=["z"], name="p_{emit}", event_ndim=len(data.x_shape), net=LogitsHead(
+        shaped_output(data, MLP([cfg.z_dim, cfg.emission_dim, cfg.emission_dim, data.x_dim], "relu"))))
     z0 = {"z_prev": nn.Parameter(torch.zeros(cfg.z_dim)), "zq_prev": nn.Parameter(torch.zeros(cfg.z_dim))}
     scan = scan_options(series=["x", "h"], update={"z": ("z_prev", "zq_prev")}, initial=z0)
 

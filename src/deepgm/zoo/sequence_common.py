@@ -7,12 +7,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
+from deepgm.data import DataInfo
 from deepgm.losses import Loss
 
 CLIP_GRAD_NORM = 10.0  # the sequence models' gradient clipping (global norm); --clip-grad-norm overrides it
 
-__all__ = ["CLIP_GRAD_NORM", "scan_options", "anneal", "sequence_objective", "weighted"]
+__all__ = ["CLIP_GRAD_NORM", "flat_input", "shaped_output", "scan_options", "anneal", "sequence_objective", "weighted"]
 
 
 def scan_options(series: Sequence[str], update: Mapping[str, str | Sequence[str]],
@@ -20,6 +22,16 @@ def scan_options(series: Sequence[str], update: Mapping[str, str | Sequence[str]
     """The :class:`~deepgm.losses.IterativeLoss` options for ``{"x": (N, T, ...), "mask": (N, T)}`` batches."""
     return {"series_var": list(series), "update_value": dict(update), "mask_var": "mask", "time_dim": 1,
             "initial": dict(initial)}
+
+
+def flat_input(data: DataInfo, net: nn.Module) -> nn.Module:
+    """``net`` fed one time step flattened to a vector (video frames ``(1, H, W)``); piano rolls as they are."""
+    return net if len(data.x_shape) == 1 else nn.Sequential(nn.Flatten(-len(data.x_shape)), net)
+
+
+def shaped_output(data: DataInfo, net: nn.Module) -> nn.Module:
+    """``net``'s vector output shaped as one time step (a frame); unchanged for piano rolls."""
+    return net if len(data.x_shape) == 1 else nn.Sequential(net, nn.Unflatten(-1, data.x_shape))
 
 
 def weighted(beta: Loss | float, term: Loss) -> Loss:

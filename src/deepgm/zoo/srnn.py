@@ -22,7 +22,14 @@ from deepgm.models import SequenceModel, generate_sequences
 from deepgm.nn import MLP, BackwardRNN, ForwardRNN, LogitsHead, NormalHead, RNNStep
 from deepgm.zoo.options import at_least, between, option
 from deepgm.zoo.registry import DataInfo, register
-from deepgm.zoo.sequence_common import CLIP_GRAD_NORM, anneal, scan_options, sequence_objective, weighted
+from deepgm.zoo.sequence_common import (
+    CLIP_GRAD_NORM,
+    anneal,
+    scan_options,
+    sequence_objective,
+    shaped_output,
+    weighted,
+)
 
 
 @dataclass
@@ -53,7 +60,8 @@ def build_srnn(cfg: SRNNConfig, data: DataInfo) -> SequenceModel:
                    net=NormalHead(MLP([z + d_dim, hid], "relu", out_activation="relu"), hid, z))
     q = Normal(var=["z"], cond_var=["z_prev", "a"], name="q",
                net=NormalHead(MLP([z + a_dim, hid], "relu", out_activation="relu"), hid, z))
-    emitter = Bernoulli(var=["x"], cond_var=["z", "d"], name="p", net=LogitsHead(MLP([z + d_dim, hid, x], "relu")))
+    emitter = Bernoulli(var=["x"], cond_var=["z", "d"], name="p", event_ndim=len(data.x_shape),
+                        net=LogitsHead(shaped_output(data, MLP([z + d_dim, hid, x], "relu"))))
     scan = scan_options(series=["x", "d", "a"], update={"z": "z_prev"}, initial={"z_prev": torch.zeros(z)})
 
     def elbo(beta: Loss | float) -> Loss:
@@ -71,7 +79,8 @@ def build_srnn(cfg: SRNNConfig, data: DataInfo) -> SequenceModel:
         elbo=elbo(1.0), bounds={"smc": lambda k: bound(k, "systematic"), "iwae": lambda k: bound(k, "never")},
         sampler=lambda n, length: generate_sequences(
             [d_step, prior, emitter], n, length, {"x": "x_prev", "d": "d_prev", "z": "z_prev"},
-            {"x_prev": torch.zeros(x), "d_prev": torch.zeros(d_dim), "z_prev": torch.zeros(z)}, keep=["x"])["x"],
+            {"x_prev": torch.zeros(data.x_shape), "d_prev": torch.zeros(d_dim), "z_prev": torch.zeros(z)},
+            keep=["x"])["x"],
         optimizer=torch.optim.Adam, optimizer_params={"lr": cfg.lr}, clip_grad_norm=CLIP_GRAD_NORM,
         schedule=anneal(cfg.anneal_steps, cfg.min_anneal) if cfg.anneal_steps > 0 else None,
     )

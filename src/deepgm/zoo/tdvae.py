@@ -70,7 +70,7 @@ def build_tdvae(cfg: TDVAEConfig, data: DataInfo) -> SequenceModel:
         seen = min(cfg.context, x.shape[1] - 1)
         b = belief_rnn(x[:, :seen])["loc"][:, -1]
         z0 = p_b1.sample({"b_t1": b})["z_t1"]
-        states = generate_sequences([p_t], len(x), x.shape[1] - seen, {"z_t2": "z_t1"}, {"z_t1": z0})["z_t2"]
+        states = generate_sequences([p_t], len(x), x.shape[1] - seen, {"z_t2": "z_t1"}, {}, start={"z_t1": z0})["z_t2"]
         frames = p_d.mean({"z_t2": states.flatten(0, 1)}).reshape(*states.shape[:2], *x.shape[2:])
         return torch.cat([x[:, :seen], frames], 1)  # observed frames, then the decoded jumpy states
 

@@ -22,7 +22,15 @@ from deepgm.models import SequenceModel, generate_sequences
 from deepgm.nn import MLP, AsLoc, LogitsHead, LSTMStep, NormalHead
 from deepgm.zoo.options import at_least, between, option
 from deepgm.zoo.registry import DataInfo, register
-from deepgm.zoo.sequence_common import CLIP_GRAD_NORM, anneal, scan_options, sequence_objective, weighted
+from deepgm.zoo.sequence_common import (
+    CLIP_GRAD_NORM,
+    anneal,
+    flat_input,
+    scan_options,
+    sequence_objective,
+    shaped_output,
+    weighted,
+)
 
 
 @dataclass
@@ -44,14 +52,15 @@ def build_vrnn(cfg: VRNNConfig, data: DataInfo) -> SequenceModel:
     """The VRNN of ``cfg`` for binary sequences described by ``data``."""
     h, z, f = cfg.h_dim, cfg.z_dim, cfg.feature_dim
     phi_x = Deterministic(var=["fx"], cond_var=["x"], name=r"\phi_x",
-                          net=AsLoc(MLP([data.x_dim, f], "relu", out_activation="relu")))
+                          net=AsLoc(flat_input(data, MLP([data.x_dim, f], "relu", out_activation="relu"))))
     phi_z = Deterministic(var=["fz"], cond_var=["z"], name=r"\phi_z",
                           net=AsLoc(MLP([z, f], "relu", out_activation="relu")))
     prior = Normal(var=["z"], cond_var=["h"], name="p",
                    net=NormalHead(MLP([h, h], "relu", out_activation="relu"), h, z))
     q = Normal(var=["z"], cond_var=["fx", "h"], name="q",
                net=NormalHead(MLP([f + h, h], "relu", out_activation="relu"), h, z))
-    decoder = Bernoulli(var=["x"], cond_var=["fz", "h"], name="p", net=LogitsHead(MLP([f + h, h, data.x_dim], "relu")))
+    decoder = Bernoulli(var=["x"], cond_var=["fz", "h"], name="p", event_ndim=len(data.x_shape),
+                        net=LogitsHead(shaped_output(data, MLP([f + h, h, data.x_dim], "relu"))))
     rnn = MultiDeterministic(var=["h_new", "c_new"], cond_var=["fx", "fz", "h", "c"], net=LSTMStep([f, f], h),
                              name="f_{rnn}")
     state = {"h_new": "h", "c_new": "c"}
