@@ -54,6 +54,7 @@ from deepgm.models import SequenceModel  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 BATCH = 20
+MACHINE: dict[str, Any] = {}
 LR, BETAS, CLIP = 1e-3, (0.96, 0.999), 10.0
 
 # published figures, test NLL per time step (nats), each with its source and protocol
@@ -209,7 +210,7 @@ def part_dmm(args: argparse.Namespace) -> None:
     base = rows[1]["seconds_per_epoch_median"]
     for row in rows:
         row["seconds_per_epoch_ratio_to_hand_written"] = row["seconds_per_epoch_median"] / base
-    result = {"part": "dmm", "machine": machine_info(torch.get_num_threads(), REPO),
+    result = {"part": "dmm", "machine": MACHINE,
               "setup": {"dataset": "jsb", "batch": BATCH, "lr": LR, "betas": BETAS, "clip_grad_norm": CLIP,
                         "anneal": f"beta 0.2 -> 1 over {args.anneal_epochs} epochs ({anneal_steps} steps)",
                         "epochs": args.epochs, "seed": args.seed, "eval_repeats": args.eval_repeats,
@@ -252,7 +253,7 @@ def part_vrnn(args: argparse.Namespace) -> None:
                    **{k: v for k, v in ev.items() if k != "note"}}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    result = {"part": "vrnn", "machine": machine_info(torch.get_num_threads(), REPO),
+    result = {"part": "vrnn", "machine": MACHINE,
               "setup": {"batch": BATCH, "model": "zoo vrnn defaults", "seed": args.seed,
                         "eval_particles": args.eval_particles, "threads": torch.get_num_threads()},
               "rows": rows, "loadavg_at_end": list(os.getloadavg())}
@@ -332,7 +333,7 @@ def part_speed(args: argparse.Namespace) -> None:
             results.append({"case": case, "implementation": name, "median_s_per_step": med,
                             "iqr_s": [q[0], q[2]], "ratio_to_hand_written": med / base, "rounds": len(ts)})
         print(json.dumps(results[-len(times):]), flush=True)
-    result = {"part": "speed", "machine": machine_info(torch.get_num_threads(), REPO),
+    result = {"part": "speed", "machine": MACHINE,
               "setup": {"batch": BATCH, "batch_time_steps": int(mask.sum(1).max()), "rounds": args.rounds,
                         "steps_per_round": args.steps, "warmup": args.warmup, "threads": torch.get_num_threads()},
               "rows": results, "loadavg_at_end": list(os.getloadavg())}
@@ -365,6 +366,8 @@ def main() -> None:
     if args.quick:
         args.epochs, args.nottingham_epochs, args.rounds, args.eval_repeats, args.eval_particles = 2, 1, 3, 2, 4
     torch.set_num_threads(args.threads)
+    global MACHINE
+    MACHINE = machine_info(torch.get_num_threads(), REPO)  # at the start: the commit and tree that are measured
     {"dmm": part_dmm, "vrnn": part_vrnn, "speed": part_speed}[args.part](args)
 
 
