@@ -246,11 +246,12 @@ def part_vrnn(args: argparse.Namespace) -> None:
             seconds = sum(runner.epoch_seconds)
             torch.manual_seed(args.seed + 1)
             ev = model.evaluate(data.test, k=args.eval_particles)
-            row = {"dataset": dataset, "objective": objective, "particles": args.particles if objective != "elbo"
-                   else 1, "epochs": epochs, "steps": model.steps, "train_seconds": round(seconds, 1),
+            evaluated = {("eval_particles" if k == "particles" else k): v for k, v in ev.items() if k != "note"}
+            row = {"dataset": dataset, "objective": objective, "train_particles": args.particles
+                   if objective != "elbo" else 1, "epochs": epochs, "steps": model.steps,
+                   "train_seconds": round(seconds, 1),
                    "nonfinite_steps": runner.nonfinite_steps + model.skipped_steps,
-                   "seconds_per_epoch_median": statistics.median(runner.epoch_seconds),
-                   **{k: v for k, v in ev.items() if k != "note"}}
+                   "seconds_per_epoch_median": statistics.median(runner.epoch_seconds), **evaluated}
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {"part": "vrnn", "machine": MACHINE,
@@ -260,7 +261,7 @@ def part_vrnn(args: argparse.Namespace) -> None:
     table = ["| data | trained by | epochs | train s | test −ELBO/step | NLL/step (IWAE) | NLL/step (FIVO) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        trained = r["objective"] if r["objective"] == "elbo" else f"{r['objective']} (K={r['particles']})"
+        trained = r["objective"] if r["objective"] == "elbo" else f"{r['objective']} (K={r['train_particles']})"
         table.append(f"| {r['dataset']} | {trained} | {r['epochs']} | {r['train_seconds']:.0f} | "
                      f"{r['test_neg_elbo_per_step']:.3f} | "
                      f"{r['test_nll_iwae_per_step']:.3f} | {r['test_nll_smc_per_step']:.3f} |")
