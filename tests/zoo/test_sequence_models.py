@@ -168,6 +168,7 @@ def test_cli_trains_evaluates_samples_and_resumes_a_vrnn_on_jsb_exactly(tmp_path
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
     capsys.readouterr()
     assert main(["eval", str(straight), "--k", "4", "--n-test", "5"]) == 0
-    assert json.loads(capsys.readouterr().out)["particles"] == 4
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["particles"] == 4 and ev["test_sequences"] == 5
     assert main(["sample", str(straight), "-n", "3", "-o", str(tmp_path / "rolls.png")]) == 0
     assert (tmp_path / "rolls.png").stat().st_size > 0
