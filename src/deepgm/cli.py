@@ -266,7 +266,7 @@ def cmd_latex(args: argparse.Namespace) -> int:
         entry = zoo.get(args.model)
     except KeyError as err:
         raise UsageError(str(err.args[0])) from None
-    model = entry.build(entry.config(), zoo.DataInfo("digits", (64,), 10))
+    model = entry.build(entry.config(), entry.example_data)
     print(model.loss.to_latex())
     return 0
 

@@ -139,6 +139,12 @@ def test_tdvae_trains_on_videos_and_draws_its_jumpy_predictions(tmp_path: Path) 
         model.generate(2)
 
 
+@pytest.mark.parametrize("name", ["vrnn", "dmm", "srnn", "tdvae"])
+def test_cli_prints_each_sequence_models_objective_as_latex(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["latex", name]) == 0
+    assert r"\sum_{t=1}^{T}" in capsys.readouterr().out
+
+
 def test_registry_refuses_the_wrong_kind_of_data() -> None:
     with pytest.raises(ConfigError, match="dataset must be a sequence dataset"):
         zoo.get("dmm").build(zoo.get("dmm").config(), zoo.DataInfo("digits", (64,), 10))
