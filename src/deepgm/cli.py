@@ -194,7 +194,7 @@ def _final_report(name: str, model: Any, data: Any, history: dict[str, list[floa
     print(json.dumps(metrics, indent=2))
 
 
-def _evaluate(model: Any, test: dict[str, torch.Tensor], info: Any, k: int, figures: Path | None) -> dict[str, Any]:
+def _evaluate(model: Any, test: dict[str, torch.Tensor], info: Any, k: int, figures: Path | None = None) -> dict:
     """The model's own test metrics (and figures into ``figures``), timed as ``eval_seconds``."""
     start = time.perf_counter()
     result = dict(model.evaluate(test, k=k, info=info))
@@ -217,8 +217,8 @@ def _load_run(run: Path, n_test: int | None = None) -> tuple[Any, dict[str, torc
 def cmd_eval(args: argparse.Namespace) -> int:
     run, test = _load_run(args.run, args.n_test)
     torch.manual_seed(args.seed)
-    result = {"run": str(args.run), "model": run.meta["model"], "dataset": run.info.name,
-              "test_images": len(test["x"]), **_evaluate(run.model, test, run.info, args.k, None)}
+    result = {"run": str(args.run), "model": run.meta["model"], "dataset": run.info.name, "test_sequences"
+              if run.info.sequence else "test_images": len(test["x"]), **_evaluate(run.model, test, run.info, args.k)}
     print(json.dumps(result, indent=2), flush=True)  # first: a folder we cannot write loses nothing
     try:
         write_text_atomic(args.run / "eval.json", json.dumps(result, indent=2) + "\n")
@@ -266,7 +266,7 @@ def cmd_latex(args: argparse.Namespace) -> int:
         entry = zoo.get(args.model)
     except KeyError as err:
         raise UsageError(str(err.args[0])) from None
-    model = entry.build(entry.config(), zoo.DataInfo("digits", (64,), 10))
+    model = entry.build(entry.config(), entry.example_data)
     print(model.loss.to_latex())
     return 0
 

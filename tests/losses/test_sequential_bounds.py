@@ -360,3 +360,21 @@ def test_a_gap_in_the_mask_holds_the_state_over_it() -> None:
     gap = normal.log_prob(torch.tensor(0.0)) + normal.log_prob(torch.tensor(3.0))  # h stays 0 over the gap
     full = normal.log_prob(torch.tensor(0.0)) + normal.log_prob(torch.tensor(5.0)) + normal.log_prob(torch.tensor(-2.0))
     torch.testing.assert_close(got, torch.stack([gap, full]))
+
+
+def test_an_unconditioned_distribution_is_drawn_afresh_at_every_step() -> None:
+    from deepgm.distributions import Normal
+    from deepgm.losses import E, IterativeLoss, LogProb
+
+    noise = Normal(var=["eps"], loc=0.0, scale=1.0, features_shape=[1])
+    seen: list[torch.Tensor] = []
+
+    class _Record(LogProb):
+        def _eval(self, env):  # type: ignore[no-untyped-def]
+            seen.append(env.get("eps", "test").clone())
+            return super()._eval(env)
+
+    step = E(noise, _Record(noise) - _Record(noise))  # within a step: one draw, shared
+    IterativeLoss(step, max_iter=4)()
+    assert len(seen) == 8 and all(torch.equal(seen[2 * i], seen[2 * i + 1]) for i in range(4))
+    assert len({float(v) for v in seen[::2]}) == 4  # across steps: four different draws

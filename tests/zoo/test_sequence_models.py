@@ -139,6 +139,12 @@ def test_tdvae_trains_on_videos_and_draws_its_jumpy_predictions(tmp_path: Path) 
         model.generate(2)
 
 
+@pytest.mark.parametrize("name", ["vrnn", "dmm", "srnn", "tdvae"])
+def test_cli_prints_each_sequence_models_objective_as_latex(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["latex", name]) == 0
+    assert r"\sum_{t=1}^{T}" in capsys.readouterr().out
+
+
 def test_registry_refuses_the_wrong_kind_of_data() -> None:
     with pytest.raises(ConfigError, match="dataset must be a sequence dataset"):
         zoo.get("dmm").build(zoo.get("dmm").config(), zoo.DataInfo("digits", (64,), 10))
@@ -168,6 +174,7 @@ def test_cli_trains_evaluates_samples_and_resumes_a_vrnn_on_jsb_exactly(tmp_path
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
     capsys.readouterr()
     assert main(["eval", str(straight), "--k", "4", "--n-test", "5"]) == 0
-    assert json.loads(capsys.readouterr().out)["particles"] == 4
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["particles"] == 4 and ev["test_sequences"] == 5
     assert main(["sample", str(straight), "-n", "3", "-o", str(tmp_path / "rolls.png")]) == 0
     assert (tmp_path / "rolls.png").stat().st_size > 0

@@ -43,7 +43,7 @@ from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError, ShapeError
 from deepgm.losses.expr import Loss, as_loss
 
-__all__ = ["IterativeLoss", "Scan", "InitialState"]
+__all__ = ["IterativeLoss", "Scan", "ScanLoss", "InitialState"]
 
 
 class InitialState(nn.Module):
@@ -222,6 +222,8 @@ class Scan:
         masks = None if mask is None else rows(mask > 0, 1).unbind(0)
         for t in range(n_steps):
             step = state.child()
+            # each step draws afresh, also what no state conditions (a per-step noise): its own salt
+            step.salt = hash((state.salt, id(self), t))
             for v, slices in series:
                 step.set(v, slices[t])
             if self.timestep_var is not None:
@@ -261,7 +263,32 @@ class Scan:
         return rf"\mathbb{{E}}_{{{text}}} \left[{inner} \right]" if latex else f"E_{{{text}}}[{inner}]"
 
 
-class IterativeLoss(Loss):
+class ScanLoss(Loss):
+    """What an objective over a :class:`Scan` declares to the expression tree: its slicing distribution
+    and initial state (which it owns), what it binds, what it reads. :class:`IterativeLoss` and
+    :class:`~deepgm.losses.SMCBound` are such objectives."""
+
+    scan: Scan
+
+    def own_distributions(self) -> tuple[Distribution, ...]:
+        return (self.scan.slice_step,) if self.scan.slice_step is not None else ()
+
+    def own_modules(self) -> tuple[nn.Module, ...]:
+        return (self.scan.initial,) if self.scan.initial is not None else ()
+
+    def own_drawn(self) -> tuple[str, ...]:
+        scan = self.scan
+        drawn = tuple(scan.update_value) + ((scan.timestep_var,) if scan.timestep_var else ())
+        drawn += tuple(scan.initial.names) if scan.initial is not None else ()
+        return drawn + (tuple(scan.slice_step.var) if scan.slice_step is not None else ())
+
+    def own_inputs(self) -> tuple[str, ...]:
+        scan = self.scan
+        names = ((scan.mask_var,) if scan.mask_var else ()) + tuple(scan.series_var)
+        return names + (tuple(scan.slice_step.cond_var) if scan.slice_step is not None else ())
+
+
+class IterativeLoss(ScanLoss):
     """``Σ_{t=0}^{T-1} step_loss`` where at step ``t`` every ``series_var`` ``v`` is bound to ``v[t]``
     (along ``time_dim``: 0 time-first, 1 batch-first) and, after each step, ``update_value={"h_new": "h"}``
     binds ``h`` to the value ``h_new`` took in that step (drawn or computed there), for the next step.
@@ -303,23 +330,6 @@ class IterativeLoss(Loss):
 
     def children(self) -> tuple[Loss, ...]:
         return (self.step_loss,)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.scan.slice_step,) if self.scan.slice_step is not None else ()
-
-    def own_modules(self) -> tuple[nn.Module, ...]:
-        return (self.scan.initial,) if self.scan.initial is not None else ()
-
-    def own_drawn(self) -> tuple[str, ...]:
-        scan = self.scan
-        drawn = tuple(scan.update_value) + ((scan.timestep_var,) if scan.timestep_var else ())
-        drawn += tuple(scan.initial.names) if scan.initial is not None else ()
-        return drawn + (tuple(scan.slice_step.var) if scan.slice_step is not None else ())
-
-    def own_inputs(self) -> tuple[str, ...]:
-        scan = self.scan
-        names = ((scan.mask_var,) if scan.mask_var else ()) + tuple(scan.series_var)
-        return names + (tuple(scan.slice_step.cond_var) if scan.slice_step is not None else ())
 
     def _render(self, latex: bool) -> str:
         inner = self.scan.wrap(self.step_loss._render(latex), latex)

@@ -38,13 +38,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from deepgm.distributions.base import Distribution, positive_int
 from deepgm.distributions.env import Env
 from deepgm.errors import ObjectiveError, ParticleWeightError
 from deepgm.losses.expr import Loss, as_loss
-from deepgm.losses.iterative import Scan
+from deepgm.losses.iterative import Scan, ScanLoss
 
 __all__ = ["SMCBound", "fivo", "sequence_iwae", "systematic_resample", "ParticleWeightError"]
 
@@ -66,7 +65,7 @@ def systematic_resample(log_weights: torch.Tensor, generator: torch.Generator | 
     return torch.searchsorted(cum, points).clamp_(max=k - 1).transpose(0, 1)
 
 
-class SMCBound(Loss):
+class SMCBound(ScanLoss):
     """``log p̂_K(x_{1:T})`` per sequence from ``K = particles`` particles (see the module docstring).
 
     ``step_log_weight`` is the step's log-weight expression (e.g. ``E(q, LogProb(p_x) + LogProb(p_z) -
@@ -166,21 +165,6 @@ class SMCBound(Loss):
 
     def children(self) -> tuple[Loss, ...]:
         return (self.step,)
-
-    def own_distributions(self) -> tuple[Distribution, ...]:
-        return (self.scan.slice_step,) if self.scan.slice_step is not None else ()
-
-    def own_modules(self) -> tuple[nn.Module, ...]:
-        return (self.scan.initial,) if self.scan.initial is not None else ()
-
-    def own_drawn(self) -> tuple[str, ...]:
-        scan = self.scan
-        drawn = tuple(scan.update_value) + ((scan.timestep_var,) if scan.timestep_var else ())
-        return drawn + (tuple(scan.initial.names) if scan.initial is not None else ())
-
-    def own_inputs(self) -> tuple[str, ...]:
-        scan = self.scan
-        return ((scan.mask_var,) if scan.mask_var else ()) + tuple(scan.series_var)
 
     def _render(self, latex: bool) -> str:
         inner = self.scan.wrap(self.step._render(latex), latex)

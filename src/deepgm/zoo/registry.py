@@ -37,6 +37,14 @@ class ZooEntry:
     pixels: Literal["binary", "grey"] = "binary"
     sequences: bool = False  # trains on padded sequences ({"x": (N, T, ...), "mask": (N, T)}), not on examples
 
+    @property
+    def example_data(self) -> DataInfo:
+        """The data the model is built for when none are given (``deepgm latex``): the 8×8 digits, or 88-key
+        piano rolls for a model of sequences."""
+        if self.sequences:
+            return DataInfo("jsb", (88,), None, binary=True, sequence=True)
+        return DataInfo("digits", (64,), 10)
+
 
 REGISTRY: dict[str, ZooEntry] = {}
 
