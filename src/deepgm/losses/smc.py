@@ -93,17 +93,16 @@ class SMCBound(ScanLoss):
                          initial, owner="SMCBound")
 
     def _eval(self, env: Env) -> torch.Tensor:
-        k, scan = self.particles, self.scan
-        batch = scan.batch_size(env, scan._mask(env))
-        if batch is None:
-            raise ObjectiveError("SMCBound needs batched sequences (a mask or a series with a batch dimension)")
-
+        k = self.particles
         log_w: torch.Tensor | None = None  # (K, B) weights since the last resampling
         log_z: Any = 0.0  # (B,) the estimate so far
         increments: list[torch.Tensor] = []  # per step (K, B): only read to locate a dead filter
         resampled: dict[int, torch.Tensor] = {}  # step -> (B,) the sequences resampled after it
         offsets = identity = None
-        for view in scan.run(env, particles=k):
+        for view in self.scan.run(env, particles=k):
+            batch = view.batch
+            if batch is None:
+                raise ObjectiveError("SMCBound needs batched sequences (a mask or a series with a batch dimension)")
             w = self.step._eval(view.env)
             if not torch.is_tensor(w) or w.dim() != 1 or w.shape[0] != k * batch:
                 raise ObjectiveError(f"SMCBound: the step's log-weight must have one value per particle and "

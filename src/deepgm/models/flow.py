@@ -63,26 +63,18 @@ class FlowModel(ML):
     @torch.no_grad()
     def generate(self, n: int, **conditions: torch.Tensor) -> torch.Tensor:
         """``n`` draws of ``x`` (one per condition row when conditions are given)."""
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             out = self.flow.sample(dict(conditions), batch_n=None if conditions else n)
-        finally:
-            self.train(was)
         return out[self.flow.var[0]]
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, batch_size: int = 500, **conditions: torch.Tensor) -> torch.Tensor:
         """The exact ``log p(x)`` of every data point (eval mode: deterministic preprocessing)."""
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             parts = []
             for i in range(0, len(x), batch_size):
                 cond = {k: v[i:i + batch_size] for k, v in conditions.items()}
                 parts.append(self.flow.log_prob({self.flow.var[0]: x[i:i + batch_size], **cond}))
-        finally:
-            self.train(was)
         return torch.cat(parts)
 
     def bits_per_dim(self, x: torch.Tensor, **conditions: torch.Tensor) -> float:

@@ -121,12 +121,8 @@ class GAN(Model):
     @torch.no_grad()
     def generate(self, n: int, **conditions: torch.Tensor) -> torch.Tensor:
         """``n`` draws of ``x`` from the generator (in eval mode), given any conditions (e.g. ``y``)."""
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             return self.generator.sample(dict(conditions), batch_n=n)[self.x_var]
-        finally:
-            self.train(was)
 
     def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """``MMD²`` (Gaussian kernels at ``eval_bandwidths`` × the batch's median distance) between

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -328,6 +328,16 @@ class Model(nn.Module):
             if i < len(self._scaler_states) and self._scaler_states[i]:
                 target.scaler.load_state_dict(self._scaler_states[i])
         return target.scaler
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode for the block (dropout off, batch-norm statistics used), the mode before restored after."""
+        was = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was)
 
     def eval_step(self, inputs: Mapping[str, Any], **params: Any) -> float:
         """The objective on ``inputs`` without gradients (modules in eval mode)."""

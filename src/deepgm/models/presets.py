@@ -158,14 +158,10 @@ class VAE(Model):
         """``test_elbo`` (one draw per example) and ``test_nll`` = ``-mean log p(x)`` importance-sampled
         with ``k`` draws from the encoder (also under ``test_nll_k{k}``), averaged over ``test_data``."""
         x, conds = test_data[self._x()], self.conditions(test_data)
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             log_likelihood: Callable[..., torch.Tensor] = self.log_likelihood  # conditions as keywords
             nll = float(-log_likelihood(x, k=k, **conds).mean())  # first: `deepgm eval`'s seeded draws
             elbo = float(self.elbo(x, **conds).mean())
-        finally:
-            self.train(was)
         return {"test_elbo": elbo, "test_nll": nll, f"test_nll_k{k}": nll, "k": k,
                 "likelihood": "importance sampling"}
 
@@ -177,9 +173,7 @@ class VAE(Model):
         x = test_data[self._x()]
         shape = image_shape_of(info, x)
         out: list[Path] = []
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             if shape is not None:
                 c64 = self.conditions(test_data, 64)
                 generate: Callable[..., torch.Tensor] = self.generate  # conditions as keywords
@@ -201,8 +195,6 @@ class VAE(Model):
                                                      dims=list(range(min(8, z0.numel()))), image_shape=big))
             z = self.encode(x, **self.conditions(test_data))
             out.append(viz.save_latent_map_2d(z, test_data.get("y"), out_dir / "latent_map.png"))
-        finally:
-            self.train(was)
         return out
 
 

@@ -70,27 +70,21 @@ def trim_to_longest(batch: Mapping[str, Any], mask_var: str = "mask") -> dict[st
 @torch.no_grad()
 def generate_sequences(steps: Sequence[Distribution], n: int, length: int, update_value: Mapping[str, str],
                        initial: Mapping[str, torch.Tensor], keep: Sequence[str] | None = None,
-                       given: Mapping[str, torch.Tensor] | None = None,
                        start: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """``n`` sequences of ``length`` steps: at each step every distribution of ``steps`` is drawn in order
     (each sees the state and what the earlier ones drew), then ``update_value`` carries the state.
     ``initial`` holds one row per state variable (repeated ``n`` times); ``start`` holds ``n`` rows of a
-    state per sequence (e.g. a belief after observed frames); ``given`` holds batch-first series
-    ``(n, T, ...)`` bound at each step instead of drawn. Returns the drawn variables named in ``keep``
-    (default: all drawn) stacked batch-first."""
+    state per sequence (e.g. a belief after observed frames). Returns the drawn variables named in
+    ``keep`` (default: all drawn) stacked batch-first."""
     state: dict[str, torch.Tensor] = {name: v.expand(n, *v.shape) for name, v in initial.items()}
     for name, v in (start or {}).items():
         if v.shape[0] != n:
             raise ShapeError(f"generate_sequences: start value '{name}' must have n={n} rows, got {tuple(v.shape)}")
         state[name] = v
     out: dict[str, list[torch.Tensor]] = {}
-    for t in range(length):
+    for _ in range(length):
         env = Env(state)
-        for name, series in (given or {}).items():
-            env.set(name, series[:, t])
         for d in steps:
-            if given and all(v in given for v in d.var):
-                continue
             d.draw_into(env, (), n, True)
         for name in keep if keep is not None else [v for d in steps for v in d.var]:
             out.setdefault(name, []).append(env.get(name, "generate_sequences"))
@@ -152,9 +146,7 @@ class SequenceModel(Model):
         particles (at most ``max_particles``; an estimate of the NLL per time step, from above in
         expectation), over all test sequences; ``time_steps`` is the number of real test steps they are
         divided by."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             steps = float(test_data["mask"].sum())
             elbo = self.sequence_totals(test_data, self.elbo)
             out: dict[str, Any] = {"time_steps": int(steps), "sequences": len(test_data["x"]),
@@ -169,20 +161,14 @@ class SequenceModel(Model):
             out["note"] = ("per time step: the total over the test sequences divided by the number of real test "
                            "time steps")
             return out
-        finally:
-            self.train(was_training)
 
     def generate(self, n: int, length: int = 64) -> torch.Tensor:
         """``n`` sampled sequences of ``length`` steps, batch-first."""
         if self._sampler is None:
             raise DeepGMError(f"{type(self).__name__}: this model draws no unconditional sequences (it predicts "
                               f"from observed ones: see its figures)")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             return self._sampler(n, length)
-        finally:
-            self.train(was_training)
 
     def figures(self, out_dir: Path, test_data: Batch, info: DataInfo) -> list[Path]:
         """Sampled sequences (``samples.png``) and the ``extra_figures``: piano rolls for 88-key data,
@@ -194,11 +180,7 @@ class SequenceModel(Model):
         if self._sampler is not None:
             length = int(test_data["mask"].sum(1).max()) if "mask" in test_data else 64
             written.append(save_sequence_figure(self.generate(8, min(length, 128)), out_dir / "samples.png"))
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             for name, fn in self.extra_figures.items():
                 written.append(save_sequence_figure(fn(dict(test_data)), out_dir / f"{name}.png"))
-        finally:
-            self.train(was_training)
         return written
