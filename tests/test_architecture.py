@@ -17,8 +17,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # low → high; the README's architecture table lists the same order
 LAYERS: list[str] = [
-    "errors", "io", "nn", "viz", "distributions", "flows", "losses", "data", "metrics", "training", "models",
-    "inference", "zoo", "cli",
+    "errors", "io", "nn", "viz", "distributions", "flows", "losses", "data", "envs", "metrics", "training",
+    "models", "inference", "zoo", "worldmodels", "cli",
 ]
 MAX_LINES = 500
 

@@ -325,6 +325,7 @@ EXEMPT = {
     "Empirical": "no parameters: the data itself", "FromTorch": "wraps a torch distribution, which validates itself",
     "JumpySlice": "no parameters: slices given series (tests/distributions/test_slicing.py checks its errors)",
     "MultiDeterministic": "no parameters: a network's outputs (tests/distributions/test_slicing.py)",
+    "NormalMixture": "its bad parameters are refused in tests/distributions/test_normal_mixture.py",
 }
 
 

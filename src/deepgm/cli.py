@@ -234,10 +234,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run, _ = _load_run(args.run, 0)
     if not hasattr(run.model, "generate"):
         raise UsageError(f"model {type(run.model).__name__} cannot generate samples")
+    from deepgm.data import SCENE_DATASETS, DataInfo
+
     torch.manual_seed(args.seed)
-    x = run.model.generate(args.n)
+    info = run.info
+    if info.name in SCENE_DATASETS:  # GQN: query views rendered from the first test scenes' context views
+        x = run.model.generate(args.n, scenes=_load_run(args.run, args.n)[1])
+        info = DataInfo(info.name, tuple(x.shape[1:]), binary=False)
+    else:
+        x = run.model.generate(args.n)
     try:
-        written = save_samples_to(x, args.o or args.run / "samples.png", run.info)
+        written = save_samples_to(x, args.o or args.run / "samples.png", info)
     except ValueError as err:
         raise UsageError(f"-o: {err}") from None
     print("\n".join(map(str, written)))
@@ -277,6 +284,7 @@ def _main_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     sub.add_parser("list", help="the models, one line each")
     sub.add_parser("train", help="train a model: deepgm train MODEL --help", add_help=False)
+    sub.add_parser("world", help="the World Models pipeline: deepgm world --help", add_help=False)
     e = sub.add_parser("eval", help="the test metrics of a trained run (what its model family reports)")
     e.add_argument("run", type=Path)
     e.add_argument("--k", type=count_arg(1), default=5000, help="importance samples for a test NLL (default: 5000)")
@@ -325,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "train":
             return cmd_train(argv[1:])
+        if argv and argv[0] == "world":
+            from deepgm.worldmodels.cli import main as world
+            return world(argv[1:])
         args = _main_parser().parse_args(argv)
         if args.command is None:
             _main_parser().print_help()

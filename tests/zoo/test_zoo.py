@@ -33,6 +33,8 @@ def test_model_trains_samples_and_prints(name: str) -> None:
     entry = zoo.get(name)
     if entry.sequences:
         pytest.skip(f"{name} models sequences: tests/zoo/test_sequence_models.py trains it")
+    if entry.example is not None:
+        pytest.skip(f"{name} models {entry.example.name}: tests/zoo/test_{name.split('-')[0]}.py trains it")
     fields = {f.name for f in dataclasses.fields(entry.config)}
     cfg = entry.config(**{k: v for k, v in SMALL.items() if k in fields}, lr=1e-2)
     model = entry.build(cfg, zoo.DataInfo("toy", (20,), n_classes=3))

@@ -7,6 +7,8 @@ Items and batches are dicts of named tensors, e.g. ``{"x": image, "y": label}``.
 * :mod:`~deepgm.data.polyphonic` - the four polyphonic-music piano-roll sets (JSB Chorales, Nottingham,
   MuseData, Piano-midi.de); :mod:`~deepgm.data.sequences` - padded sequences (:class:`SequenceDataset`),
   Moving MNIST and bouncing balls.
+* :mod:`~deepgm.data.scenes` - rooms of coloured objects ray cast from many cameras (the GQN's scenes:
+  views and viewpoints), ``"scenes-32"`` and ``"scenes-64"`` (:data:`SCENE_DATASETS`).
 * :mod:`~deepgm.data.idx` - IDX file reader/writer; :mod:`~deepgm.data.files` - file search and download.
 * :mod:`~deepgm.data.toy` - seeded 2-D toy samplers; :mod:`~deepgm.data.dsprites` - rendered sprites.
 * :mod:`~deepgm.data.transforms` - fixed and threshold binarisation (dequantisation and the logit
@@ -22,7 +24,7 @@ from .digits import load_digits, load_digits_arrays
 from .dsprites import FACTOR_NAMES, SHAPES, DSprites, dsprites_split, render_sprites
 from .files import DATA_ENV_VAR, DatasetNotFoundError, FileSpec, cache_dir, candidate_dirs, locate_files
 from .idx import IDXFormatError, read_idx, write_idx
-from .load import SEQUENCE_DATASETS, dataset_names, load_dataset
+from .load import SCENE_DATASETS, SEQUENCE_DATASETS, dataset_names, load_dataset
 from .mnist import FASHION_MNIST_SPEC, MNIST_SPEC, load_fashion_mnist, load_idx_pair, load_mnist
 from .polyphonic import (
     POLYPHONIC_FILES,
@@ -44,6 +46,7 @@ from .prepared import (
     resolve_binarize,
     square_image_shape,
 )
+from .scenes import Scenes, load_scenes, make_scenes, random_scenes, render_scenes
 from .sequences import SequenceDataset, bouncing_balls, moving_mnist, pad_sequences
 from .splits import labelled_subset, random_split_indices, train_valid_indices
 from .toy import TOY_2D, toy_2d, toy_2d_dataset, toy_2d_mode_std, toy_2d_modes, toy_2d_names
@@ -57,7 +60,13 @@ __all__ = [
     "MNIST_SPEC",
     "POLYPHONIC_FILES",
     "POLYPHONIC_SPEC",
+    "SCENE_DATASETS",
     "SEQUENCE_DATASETS",
+    "Scenes",
+    "load_scenes",
+    "make_scenes",
+    "random_scenes",
+    "render_scenes",
     "SequenceDataset",
     "SequenceFormatError",
     "bouncing_balls",

@@ -15,14 +15,16 @@ from .digits import load_digits
 from .dsprites import dsprites_split
 from .mnist import load_fashion_mnist, load_mnist, normalize_split
 from .polyphonic import load_polyphonic, polyphonic_names
+from .scenes import SCENE_SIZES, load_scenes
 from .sequences import SequenceDataset, bouncing_balls, moving_mnist, split_seed
 from .toy import toy_2d_dataset, toy_2d_names
 
-__all__ = ["SEQUENCE_DATASETS", "dataset_names", "load_dataset"]
+__all__ = ["SCENE_DATASETS", "SEQUENCE_DATASETS", "dataset_names", "load_dataset"]
 
 _IMAGE_DATASETS = ("mnist", "fashion-mnist", "digits", "dsprites")
 _VIDEO_DATASETS = ("moving-mnist", "bouncing-balls")  # generated, seeded
 SEQUENCE_DATASETS = polyphonic_names() + _VIDEO_DATASETS  # padded {"x", "mask"} splits
+SCENE_DATASETS = tuple(f"scenes-{s}" for s in SCENE_SIZES)  # generated rooms: {"x": (N, V, 3, H, W), "v": (N, V, 7)}
 # the ones read from files (data_dir applies; moving-mnist reads MNIST's)
 _FILE_DATASETS = ("mnist", "fashion-mnist", *polyphonic_names(), "moving-mnist")
 _ALIASES = {
@@ -42,6 +44,11 @@ _ALIASES = {
     "muse": "musedata",
     "moving_mnist": "moving-mnist",
     "bouncing_balls": "bouncing-balls",
+    "scenes": "scenes-32",
+    "scenes32": "scenes-32",
+    "scenes_32": "scenes-32",
+    "scenes64": "scenes-64",
+    "scenes_64": "scenes-64",
 }
 _TOY_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
 # sequences per split; moving-mnist's 800 + 100 + 100 videos of 20 64×64 frames take 328 MB as float32
@@ -53,7 +60,7 @@ _VIDEO_SIZES = {
 
 def dataset_names() -> tuple[str, ...]:
     """Every name accepted by :func:`load_dataset` (aliases aside)."""
-    return _IMAGE_DATASETS + toy_2d_names() + SEQUENCE_DATASETS
+    return _IMAGE_DATASETS + toy_2d_names() + SEQUENCE_DATASETS + SCENE_DATASETS
 
 
 def _load_sequences(key: str, split: str, data_dir: str | os.PathLike[str] | None, download: bool, seed: int,
@@ -112,6 +119,10 @@ def load_dataset(
       ``length``, ``size``, ``digits`` / ``balls``, seeds derived from ``(seed, split)``, ``"train+valid"``
       the train sequences followed by the valid ones). These are
       :class:`~deepgm.data.sequences.SequenceDataset`: ``batch()`` is the padded ``{"x", "mask"}``.
+    * ``"scenes-32"``, ``"scenes-64"``: rooms of coloured objects ray cast from many cameras
+      (:mod:`deepgm.data.scenes`): ``{"x": (views, 3, H, W) in [0, 1], "v": (views, 7)}`` per scene, option
+      ``views`` (default 10, at least 2), ``n_samples`` scenes (default 2000/200/200 at 32×32, 800/100/100 at
+      64×64), scene ``i`` seeded by ``(seed, split, i)``.
 
     Image options: ``flatten`` (vectors), ``binarize`` (``"dynamic"``, ``"fixed"``, ``"threshold"``),
     ``halves`` (``{"x_top", "x_bottom"}`` instead of ``"x"``), ``transform`` (per image).
@@ -142,6 +153,14 @@ def load_dataset(
         if binarize is not None or halves or transform is not None:
             raise ValueError("dsprites images are already binary; only flatten applies")
         return dsprites_split(split, split_seed=seed, flatten=flatten, **kwargs)
+    if key in SCENE_DATASETS:
+        if binarize is not None or halves or flatten or transform is not None or download:
+            raise ValueError(f"{name!r} is a generated scene dataset; the image options (flatten, binarize, halves, "
+                             "transform) and download do not apply")
+        if "size" in kwargs:
+            raise ValueError(f"{name!r}: the image size is part of the name ({', '.join(SCENE_DATASETS)}); "
+                             "do not pass size")
+        return load_scenes(split, int(key.rsplit("-", 1)[1]), n_samples=n_samples, seed=seed, **kwargs)
     if key in toy_2d_names():
         if binarize is not None or halves or flatten or transform is not None:
             raise ValueError(f"{name!r} is a 2-D point dataset; image options do not apply")

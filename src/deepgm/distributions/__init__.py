@@ -19,6 +19,7 @@ from deepgm.distributions.families import (
     Laplace,
     Multinomial,
     Normal,
+    NormalMixture,
     RelaxedBernoulli,
     RelaxedCategorical,
     normal_log_density,
@@ -38,7 +39,7 @@ from deepgm.distributions.special import (
 __all__ = [
     "JumpySlice", "MultiDeterministic",
     "Distribution", "JointDistribution", "MarginalizedDistribution", "Env", "Family",
-    "Normal", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace", "Beta",
+    "Normal", "NormalMixture", "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedCategorical", "Laplace", "Beta",
     "Gamma", "Dirichlet", "Multinomial", "Deterministic", "Empirical", "FromTorch", "MixtureOfNormal",
     "ProductOfNormal", "MixtureOfExperts", "Binding", "normal_log_density", "has_analytic_kl", "analytic_kl",
     "analytic_kl_fn", "is_standard_normal",

@@ -15,6 +15,7 @@ from deepgm.zoo import (  # noqa: F401
     gan_infogan,
     gan_mmd,
     gmvae,
+    gqn,
     infovae,
     iwae,
     iwae2,

@@ -36,11 +36,15 @@ class ZooEntry:
     # likelihoods) or "grey" (the grey levels: flows dequantise them, GANs generate them)
     pixels: Literal["binary", "grey"] = "binary"
     sequences: bool = False  # trains on padded sequences ({"x": (N, T, ...), "mask": (N, T)}), not on examples
+    # the data a model of its own kind of data is built for when none are given (GQN's scenes); None: below
+    example: DataInfo | None = None
 
     @property
     def example_data(self) -> DataInfo:
-        """The data the model is built for when none are given (``deepgm latex``): the 8×8 digits, or 88-key
-        piano rolls for a model of sequences."""
+        """The data the model is built for when none are given (``deepgm latex``): its ``example``, else the
+        8×8 digits, or 88-key piano rolls for a model of sequences."""
+        if self.example is not None:
+            return self.example
         if self.sequences:
             return DataInfo("jsb", (88,), None, binary=True, sequence=True)
         return DataInfo("digits", (64,), 10)
@@ -51,9 +55,11 @@ REGISTRY: dict[str, ZooEntry] = {}
 
 def register(name: str, summary: str, config: type, needs_labels: bool = False,
              prepare: Callable[..., dict[str, Any]] | None = None, pixels: Literal["binary", "grey"] = "binary",
-             sequences: bool = False) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
+             sequences: bool = False, example: DataInfo | None = None,
+             ) -> Callable[[Callable[[Any, DataInfo], Any]], Callable[[Any, DataInfo], Any]]:
     """Decorator: register ``build(config, data_info) -> model`` under ``name``; ``sequences=True`` for a
-    model of sequences (its builder is refused data that are not, and the others sequence data)."""
+    model of sequences (its builder is refused data that are not, and the others sequence data);
+    ``example``: the data ``deepgm latex`` builds it for, for a model of its own kind of data."""
 
     def deco(build: Callable[[Any, DataInfo], Any]) -> Callable[[Any, DataInfo], Any]:
         if name in REGISTRY:
@@ -75,7 +81,7 @@ def register(name: str, summary: str, config: type, needs_labels: bool = False,
                 raise ConfigError("DataConfig", "dataset", f"{want} for model {name!r}", data.name)
             return build(cfg, data)
 
-        REGISTRY[name] = ZooEntry(name, summary, config, checked, needs_labels, prepare, pixels, sequences)
+        REGISTRY[name] = ZooEntry(name, summary, config, checked, needs_labels, prepare, pixels, sequences, example)
         return build
 
     return deco
