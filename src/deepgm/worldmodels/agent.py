@@ -76,10 +76,11 @@ def play(make_env: Callable[[], Any], vision: VAE, memory: LatentDynamics, contr
             x = frames_to_tensor(np.stack([obs[s] for s in live]))  # type: ignore[misc]
             z = vision.encode(x)
             rows = torch.tensor(live)
-            h = memory.features(tuple(t[rows] for t in state))
+            live_state = tuple(t[rows] for t in state)
+            h = memory.features(live_state)
             idx = torch.tensor([episode[s] for s in live])
             a = torch.tanh(torch.bmm(torch.cat([z, h], -1).unsqueeze(1), w[idx]).squeeze(1) + b[idx])
-            new = memory.observe(tuple(t[rows] for t in state), z, a)
+            new = memory.observe(live_state, z, a)
             state = tuple(t.index_copy(0, rows, u) for t, u in zip(state, new))
             for j, s in enumerate(live):
                 e = episode[s]

@@ -86,8 +86,8 @@ def dream_fitness(memory: LatentDynamics, controller: LinearController, z0_loc: 
 
 
 class Evolution:
-    """A resumable CMA-ES search over C's parameters, its state in ``folder/search.pkl`` and its curve in
-    ``folder/curve.json`` (per generation: the candidates' mean, best and worst fitness; every ``eval_every``
+    """A resumable CMA-ES search over C's parameters (:meth:`start`, then :meth:`step` per generation), its
+    state in ``folder/search.pkl`` and its curve in ``folder/curve.json`` (per generation: the candidates' mean, best and worst fitness; every ``eval_every``
     generations the search mean's fitness over ``eval_rollouts`` episodes)."""
 
     def __init__(self, folder: Path, controller: LinearController, cfg: EvolveConfig, fitness: Fitness) -> None:
@@ -147,12 +147,3 @@ class Evolution:
         self.curve.append(line)
         self._save()
         return line
-
-    def run(self, resume: bool, progress: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-        """Run the generations left; returns the curve."""
-        self.start(resume)
-        while self.generation < self.cfg.generations:
-            line = self.step()
-            if progress is not None:
-                progress(line)
-        return self.curve

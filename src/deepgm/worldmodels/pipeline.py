@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from deepgm.distributions import Normal
-from deepgm.envs import collect_rollouts, env_spec, load_rollouts, make_env
+from deepgm.envs import Rollouts, collect_rollouts, env_spec, episode_returns, load_rollouts, make_env
 from deepgm.errors import ConfigError, DeepGMError
 from deepgm.io import save_atomic, write_text_atomic
 from deepgm.models import VAE
@@ -110,8 +110,7 @@ def collect(world: Path, env: str, episodes: int, workers: int = 1, seed: int = 
 
 
 # -- V -----------------------------------------------------------------------------------------------------
-def _frames(world: Path, episodes: list[int]) -> torch.Tensor:
-    data = load_rollouts(_need(world / "rollouts", "collect", world))
+def _frames(data: Rollouts, episodes: list[int]) -> torch.Tensor:
     starts = data.starts
     parts = [data.obs[int(starts[e]):int(starts[e]) + int(data.lengths[e])] for e in episodes]
     return torch.from_numpy(np.concatenate(parts))
@@ -129,9 +128,10 @@ def train_vision(world: Path, cfg: VisionConfig, trainer: TrainerConfig, overwri
                                              "batch_size": trainer.batch_size, "seed": trainer.seed}, overwrite):
         print(f"{folder}: V is trained (pass --overwrite to train it again)")
         return load_vision(world)
-    n = len(load_rollouts(world / "rollouts").lengths)
-    train_eps, valid_eps = held_out(n)
-    train, valid = _frames(world, train_eps), _frames(world, valid_eps)
+    data = load_rollouts(_need(world / "rollouts", "collect", world))
+    train_eps, valid_eps = held_out(data.n_episodes)
+    train, valid = _frames(data, train_eps), _frames(data, valid_eps)
+    del data
     model = build_vision(cfg, info["side"])
     trainer.out_dir = folder
     resume = (folder / "checkpoints" / "last").exists()
@@ -299,7 +299,8 @@ def evolve(world: Path, name: str, cfg: EvolveConfig, overwrite: bool = False, s
 
     search.start(resume=True)
     bar.update(search.generation)
-    search.run(resume=True, progress=report)
+    while search.generation < cfg.generations:
+        report(search.step())
     bar.close()
     _curve_figure(search.curve, folder / "curve.png", cfg.where)
     write_text_atomic(folder / "done", "")
@@ -363,8 +364,7 @@ def evaluate(world: Path, name: str, episodes: int = 100, seed: int = 1_000_000,
 
 def random_policy_scores(world: Path) -> dict[str, float]:
     """The random policy's returns over the collected episodes: mean, std and count."""
-    data = load_rollouts(_need(world / "rollouts", "collect", world))
-    returns = data.returns()
+    returns = episode_returns(_need(world / "rollouts", "collect", world))  # reads no frames
     return {"episodes": len(returns), "mean": float(returns.mean()), "std": float(returns.std())}
 
 

@@ -65,7 +65,6 @@ class MemoryConfig:
     lr: float = option(1e-3, positive())
     grad_clip: float = option(1.0, positive())
     seq_len: int = option(100, at_least(2))  # training windows of this many transitions
-    dropout: float = option(0.0, between(0.0, 1.0))  # unused by the paper's Doom model; kept 0
 
 
 def build_vision(cfg: VisionConfig, side: int) -> VAE:
