@@ -87,8 +87,9 @@ def dream_fitness(memory: LatentDynamics, controller: LinearController, z0_loc: 
 
 class Evolution:
     """A resumable CMA-ES search over C's parameters (:meth:`start`, then :meth:`step` per generation), its
-    state in ``folder/search.pkl`` and its curve in ``folder/curve.json`` (per generation: the candidates' mean, best and worst fitness; every ``eval_every``
-    generations the search mean's fitness over ``eval_rollouts`` episodes)."""
+    state in ``folder/search.pkl`` and its curve in ``folder/curve.json`` (per generation: the candidates'
+    mean, best and worst fitness; every ``eval_every`` generations the search mean's fitness over
+    ``eval_rollouts`` episodes)."""
 
     def __init__(self, folder: Path, controller: LinearController, cfg: EvolveConfig, fitness: Fitness) -> None:
         import cma  # optional: pip install "deepgm[worldmodels]"
