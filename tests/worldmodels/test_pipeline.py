@@ -92,14 +92,16 @@ def test_a_stage_before_its_inputs_says_which_stage_to_run(tmp_path: Path, capsy
     assert "must be {'size': 16} as recorded" in capsys.readouterr().err
 
 
-def test_an_interrupted_search_continues_where_it_stopped(world: Path) -> None:
+def test_an_interrupted_search_resumes_exactly(world: Path) -> None:
     assert _run("evolve", str(world), "--name", "straight", "--generations", "4", *EVOLVE) == 0
     assert _run("evolve", str(world), "--name", "resumed", "--generations", "2", *EVOLVE) == 0
     first = json.loads((world / "controllers/resumed/curve.json").read_text())
     assert _run("evolve", str(world), "--name", "resumed", "--generations", "4", *EVOLVE) == 0
     a, b = (json.loads((world / f"controllers/{n}/curve.json").read_text()) for n in ("straight", "resumed"))
     assert [c["generation"] for c in b] == [1, 2, 3, 4] and b[:2] == first
-    assert a[:2] == b[:2]  # the same search up to the interruption
+    assert a == b  # the resumed search is the uninterrupted one
+    torch.testing.assert_close(*(torch.load(world / f"controllers/{n}/controller.pt")["params"]
+                                 for n in ("straight", "resumed")))
 
 
 def test_population_policy_applies_each_candidate_to_its_rows() -> None:
@@ -123,3 +125,26 @@ def test_real_scores_do_not_depend_on_how_many_environments_run_together(world: 
                   for s in (1, 3))
     np.testing.assert_array_equal(one.scores, three.scores)
     assert one.scores.shape == (5,)
+
+
+def test_the_rssm_is_m_through_the_same_stages(world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = tmp_path / "rssm"
+    w.mkdir()
+    for f in ("world.json", "latents.pt"):
+        shutil.copy(world / f, w / f)
+    for d in ("rollouts", "vision"):
+        shutil.copytree(world / d, w / d)
+    rssm = ["--memory", "rssm", "--deterministic", "12", "--stochastic", "3", "--hidden", "12", "--seq-len", "20",
+            "--overshooting", "2", "--epochs", "1", "--batch-size", "8", "--no-progress"]
+    assert _run("train-m", str(w), *rssm) == 0
+    memory = load_memory(w)
+    assert type(memory).__name__ == "RSSM" and memory.feature_dim == 12
+    scores = json.loads((w / "memory/scores.json").read_text())
+    assert {"next_latent_elbo_per_dim", "open_loop_mse"} <= set(scores)
+    assert json.loads((w / "memory/config.json").read_text())["kind"] == "rssm"
+    assert _run("evolve", str(w), "--name", "dream", "--generations", "1", *EVOLVE) == 0
+    assert _run("evaluate", str(w), "--name", "dream", "--episodes", "2", "--slots", "2", "--no-progress") == 0
+    assert json.loads((w / "controllers/dream/evaluation.json").read_text())["episodes"] == 2
+    capsys.readouterr()
+    assert _run("train-m", str(w), "--hidden", "16", "--seq-len", "40", "--no-progress") == 2  # an MDN-RNN now
+    assert "kind" in capsys.readouterr().err

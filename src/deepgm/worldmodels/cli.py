@@ -4,6 +4,7 @@
     deepgm world train-v  runs/doom --epochs 5
     deepgm world encode   runs/doom
     deepgm world train-m  runs/doom --epochs 20
+    deepgm world train-m  runs/doom --memory rssm --overshooting 3   # the RSSM as M instead
     deepgm world evolve   runs/doom --name dream --where dream --temperature 1.15 --generations 60
     deepgm world evaluate runs/doom --name dream --episodes 100
     deepgm world status   runs/doom
@@ -24,7 +25,7 @@ from deepgm.training import TrainerConfig
 from deepgm.worldmodels import pipeline
 from deepgm.worldmodels.evolve import EvolveConfig
 from deepgm.zoo.options import add_config_options, config_from, count_arg
-from deepgm.zoo.world_models import MemoryConfig, VisionConfig
+from deepgm.zoo.world_models import VisionConfig
 
 __all__ = ["main", "parser"]
 
@@ -48,8 +49,18 @@ def _trainer_options(p: argparse.ArgumentParser, epochs: int, batch_size: int) -
     g.add_argument("--seed", type=count_arg(0), default=0)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The ``deepgm world`` argument parser."""
+def _memory_kind(argv: Sequence[str]) -> str:
+    """The ``--memory`` of a ``train-m`` command line (its options depend on it)."""
+    for i, a in enumerate(argv):
+        if a == "--memory" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--memory="):
+            return a.split("=", 1)[1]
+    return "mdn-rnn"
+
+
+def parser(memory: str = "mdn-rnn") -> argparse.ArgumentParser:
+    """The ``deepgm world`` argument parser (``train-m`` with the options of the ``memory`` kind)."""
     p = argparse.ArgumentParser(prog="deepgm world", description="World Models: V (VAE), M (MDN-RNN), C (CMA-ES), "
                                 "trained in the dream or in the real environment.", allow_abbrev=False)
     sub = p.add_subparsers(dest="stage", required=True)
@@ -73,8 +84,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--overwrite", action="store_true")
     e = stage("encode", "V's posterior of every frame into WORLD/latents.pt")
     e.add_argument("--overwrite", action="store_true")
-    m = stage("train-m", "train M, the MDN-RNN over V's latents")
-    add_config_options(m, MemoryConfig, "M")
+    m = stage("train-m", "train M, the MDN-RNN (or the RSSM) over V's latents")
+    m.add_argument("--memory", choices=sorted(pipeline.MEMORY_KINDS), default="mdn-rnn",
+                   help="M's kind; the options below are this kind's (see --memory rssm --help)")
+    config = pipeline.MEMORY_KINDS.get(memory, pipeline.MEMORY_KINDS["mdn-rnn"])[0]
+    add_config_options(m, config, "M" if memory != "rssm" else "M (RSSM)")
     _trainer_options(m, epochs=20, batch_size=32)
     m.add_argument("--overwrite", action="store_true")
     ev = stage("evolve", "evolve C with CMA-ES, in M's dream or in the real environment")
@@ -121,7 +135,7 @@ def status(world: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str]) -> int:
     """Run one stage; returns the exit status."""
-    args = parser().parse_args(list(argv))
+    args = parser(_memory_kind(argv)).parse_args(list(argv))
     world: Path = args.world
     progress = not args.no_progress
     if args.stage == "collect":
@@ -134,7 +148,8 @@ def main(argv: Sequence[str]) -> int:
     elif args.stage == "encode":
         print(pipeline.encode(world, overwrite=args.overwrite))
     elif args.stage == "train-m":
-        mcfg = config_from(MemoryConfig, args, {}, "deepgm world train-m", "M")
+        config = pipeline.MEMORY_KINDS[args.memory][0]
+        mcfg = config_from(config, args, {}, "deepgm world train-m", "M")
         pipeline.train_memory(world, mcfg, _trainer(args), args.overwrite)
         print((world / "memory" / "scores.json").read_text())
     elif args.stage == "evolve":

@@ -85,6 +85,17 @@ def dream_fitness(memory: LatentDynamics, controller: LinearController, z0_loc: 
     return fitness
 
 
+def _global_randn(es: Any) -> Any:
+    """A search unpickled draws from a copy of numpy's global generator (pickling copies the bound method
+    ``np.random.randn`` that ``cma`` keeps, with its generator): point it back at the global one, which each
+    generation seeds, so that a resumed search draws what the uninterrupted one would have."""
+    es.opts["randn"] = np.random.randn
+    for part in vars(es).values():
+        if hasattr(part, "randn") and not isinstance(part, np.random.RandomState):
+            part.randn = np.random.randn
+    return es
+
+
 class Evolution:
     """A resumable CMA-ES search over C's parameters (:meth:`start`, then :meth:`step` per generation), its
     state in ``folder/search.pkl`` and its curve in ``folder/curve.json`` (per generation: the candidates'
@@ -114,7 +125,7 @@ class Evolution:
                 changed = [k for k, v in asdict(self.cfg).items() if k != "generations" and state["config"][k] != v]
                 raise ConfigError("EvolveConfig", changed[0], f"{state['config'][changed[0]]!r} as in the saved search "
                                   f"({self._state_file}) to resume it", getattr(self.cfg, changed[0]))
-            self.es, self.generation, self.curve = state["es"], state["generation"], state["curve"]
+            self.es, self.generation, self.curve = _global_randn(state["es"]), state["generation"], state["curve"]
             return
         opts = {"popsize": self.cfg.population, "seed": self.cfg.seed + 1, "verbose": -9}
         self.es = self._cma.CMAEvolutionStrategy(np.zeros(self.controller.n_params), self.cfg.sigma0, opts)

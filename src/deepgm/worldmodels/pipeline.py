@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
@@ -35,12 +36,16 @@ from deepgm.training import Trainer, TrainerConfig
 from deepgm.worldmodels.agent import PlayResult, frames_to_tensor, play
 from deepgm.worldmodels.controller import LinearController
 from deepgm.worldmodels.evolve import Evolution, EvolveConfig, dream_fitness
+from deepgm.zoo.rssm import RSSMConfig, build_rssm
 from deepgm.zoo.world_models import MemoryConfig, VisionConfig, build_memory, build_vision
 
 __all__ = ["collect", "train_vision", "encode", "train_memory", "evolve", "evaluate", "load_vision", "load_memory",
-           "held_out", "StageError"]
+           "held_out", "StageError", "MEMORY_KINDS"]
 
 HOLD_OUT = 20  # every 20th episode is held out
+# M's kinds: the MDN-RNN of World Models, or the RSSM (PlaNet's belief-state model); (config, builder)
+MEMORY_KINDS: dict[str, tuple[type[Any], Callable[[Any, int, int], Any]]] = {
+    "mdn-rnn": (MemoryConfig, build_memory), "rssm": (RSSMConfig, build_rssm)}
 
 
 class StageError(DeepGMError):
@@ -194,19 +199,29 @@ def _windows(lat: dict[str, torch.Tensor], episodes: list[int], seq_len: int) ->
 
 
 # -- M -------------------------------------------------------------------------------------------------------
-def train_memory(world: Path, cfg: MemoryConfig, trainer: TrainerConfig, overwrite: bool = False) -> LatentDynamics:
-    """Train M on the training episodes' latents (a new draw from V's posterior every batch); held-out scores
-    (next-latent log-likelihood, open-loop error 10 and 30 steps ahead) and the dream figure."""
+def _memory_kind(cfg: MemoryConfig | RSSMConfig) -> str:
+    for kind, (config, _) in MEMORY_KINDS.items():
+        if type(cfg) is config:
+            return kind
+    raise ConfigError("train_memory", "cfg", "a MemoryConfig (MDN-RNN) or an RSSMConfig", type(cfg).__name__)
+
+
+def train_memory(world: Path, cfg: MemoryConfig | RSSMConfig, trainer: TrainerConfig,
+                 overwrite: bool = False) -> LatentDynamics:
+    """Train M, the MDN-RNN (``cfg`` a :class:`MemoryConfig`) or the RSSM (an :class:`RSSMConfig`), on the
+    training episodes' latents (a new draw from V's posterior every batch); held-out scores (next-latent
+    log-likelihood, or ELBO for the RSSM, and open-loop error 10 and 30 steps ahead) and the dream figure."""
+    kind = _memory_kind(cfg)
     info, lat = _world(world), _latents(world)
     folder = world / "memory"
-    if _same_config(folder, "MemoryConfig", {**asdict(cfg), "epochs": trainer.epochs,
-                                             "batch_size": trainer.batch_size, "seed": trainer.seed}, overwrite):
+    if _same_config(folder, type(cfg).__name__, {"kind": kind, **asdict(cfg), "epochs": trainer.epochs,
+                                                 "batch_size": trainer.batch_size, "seed": trainer.seed}, overwrite):
         print(f"{folder}: M is trained (pass --overwrite to train it again)")
         return load_memory(world)
     train_eps, valid_eps = held_out(len(lat["lengths"]))
     train = _windows(lat, train_eps, cfg.seq_len)
     valid = draw_latents(_windows(lat, valid_eps, cfg.seq_len), generator=torch.Generator().manual_seed(0))
-    model = build_memory(cfg, lat["loc"].shape[1], info["action_dim"])
+    model = MEMORY_KINDS[kind][1](cfg, lat["loc"].shape[1], info["action_dim"])
     trainer.out_dir = folder
     trainer.batch_size = min(trainer.batch_size, len(train["mask"]))
     resume = (folder / "checkpoints" / "last").exists()
@@ -224,12 +239,12 @@ def train_memory(world: Path, cfg: MemoryConfig, trainer: TrainerConfig, overwri
 
 
 def load_memory(world: Path) -> LatentDynamics:
-    """The trained M of ``world``."""
+    """The trained M of ``world`` (the kind its ``memory/config.json`` records)."""
     folder = world / "memory"
     cfg = json.loads(_need(folder / "model.pt", "train-m", world).with_name("config.json").read_text())
     lat = _latents(world)
-    model = build_memory(MemoryConfig(**{k: cfg[k] for k in asdict(MemoryConfig())}), lat["loc"].shape[1],
-                         _world(world)["action_dim"])
+    config, build = MEMORY_KINDS[cfg.get("kind", "mdn-rnn")]
+    model = build(config(**{k: cfg[k] for k in asdict(config())}), lat["loc"].shape[1], _world(world)["action_dim"])
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.eval()
     return model
