@@ -3,7 +3,8 @@
 
 One command runs the whole pipeline of :mod:`deepgm.worldmodels.pipeline` in ``--workdir``:
 
-1. collect ``--episodes`` random-policy episodes (``--workers`` processes);
+1. collect ``--episodes`` random-policy episodes (``--workers`` processes; ``--policy held``: each uniform
+   action held for 1..``--repeat`` steps, World Models' collection policy);
 2. train V (the conv VAE, z = 64) for ``--v-epochs`` epochs; encode every frame;
 3. train M, the MDN-RNN, for ``--m-epochs`` epochs (``--m-max-steps`` at most);
 4. for each ``--temperatures`` τ, evolve C (linear in [z, h]) with CMA-ES **only in M's dream**
@@ -15,11 +16,13 @@ One command runs the whole pipeline of :mod:`deepgm.worldmodels.pipeline` in ``-
    dream at the first temperature;
 6. with ``--real-generations G > 0``, C evolved for G generations in the real game instead (slow).
 
-The random policy's score is the mean ± std over the collected episodes. Every stage's wall-clock time on
-this machine is recorded; the budget is their sum. Results: ``benchmarks/results/world_models.json`` and
-``.md`` (or ``world_models_smoke.*`` with ``--smoke``), recording the command, git commit, whether ``src/``
-had uncommitted changes, the date and the machine's load; figures ``world_models_*.png`` (V's
-reconstructions, a held-out real episode beside M's dream of it, the CMA-ES curves).
+The random policies' scores: the collection policy's over the collected episodes, and a policy drawing a
+new uniform action every step over ``--eval-episodes`` real episodes (the evaluation seeds). Every
+stage's wall-clock time on this machine is recorded; the budget is their sum. Results:
+``benchmarks/results/world_models.json`` and ``.md`` (or ``world_models_smoke.*`` with ``--smoke``),
+recording the command, git commit, whether ``src/`` had uncommitted changes, the date and the machine's
+load; figures ``world_models_*.png`` (V's reconstructions, a held-out real episode beside M's dream of it,
+the CMA-ES curves).
 
 A stage whose output in ``--workdir`` is complete is not run again (the pipeline's resumption): the JSON then
 says ``"ran": false`` for it and its time is not counted. A fresh ``--workdir`` measures the whole budget.
@@ -88,6 +91,27 @@ def _controller(world: Path, name: str, cfg: EvolveConfig, args: argparse.Namesp
     return out
 
 
+def _iid_random(world: Path, env: str, options: dict[str, Any], episodes: int) -> dict[str, Any]:
+    """A new uniform action every step, over the evaluation seeds 1,000,000 + i (cached in the world)."""
+    f = world / "random_iid.json"
+    if f.exists():
+        out: dict[str, Any] = json.loads(f.read_text())
+        return out
+    import numpy as np
+
+    from deepgm.envs import RandomPolicy, make_env, run_episode
+
+    game = make_env(env, **options)
+    try:
+        scores = [float(run_episode(game, RandomPolicy(game.action_dim, [1_000_000 + i, 2]), seed=1_000_000 + i)
+                        .reward.sum()) for i in range(episodes)]
+    finally:
+        game.close()
+    out = {"episodes": episodes, "mean": float(np.mean(scores)), "std": float(np.std(scores)), "scores": scores}
+    write_text_atomic(f, json.dumps(out))
+    return out
+
+
 def _share(world: Path, other: Path) -> None:
     """A second world over the same rollouts, V and latents (links), for a second M."""
     other.mkdir(parents=True, exist_ok=True)
@@ -99,8 +123,10 @@ def _share(world: Path, other: Path) -> None:
 def _table(res: dict[str, Any]) -> str:
     rows = ["| policy | M | τ | score in the dream | steps survived, real (mean ± std) | episodes |",
             "|---|---|---|---|---|---|"]
-    r = res["random_policy"]
-    rows.append(f"| random | – | – | – | {r['mean']:.0f} ± {r['std']:.0f} | {r['episodes']} |")
+    r, q = res["random_policy"], res["random_policy_iid"]
+    rows.append(f"| random, a new action every step | – | – | – | {q['mean']:.0f} ± {q['std']:.0f} | {q['episodes']} |")
+    rows.append(f"| random, each action held 1–{r['repeat']} steps (the collection's; `{r['policy']}`) | – | – | – | "
+                f"{r['mean']:.0f} ± {r['std']:.0f} | {r['episodes']} |")
     for name, c in res["controllers"].items():
         dream = f"{c['dream_mean']:.0f}" if "dream_mean" in c else "–"
         tau = f"{c['temperature']}" if c["where"] == "dream" else "–"
@@ -132,6 +158,8 @@ def main() -> None:
     p.add_argument("--env", default="take-cover")
     p.add_argument("--episodes", type=int, default=400)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--policy", choices=["held", "random"], default="held")
+    p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--v-epochs", type=int, default=2)
     p.add_argument("--m-epochs", type=int, default=200)
     p.add_argument("--m-max-steps", type=int, default=6000)
@@ -168,7 +196,10 @@ def main() -> None:
     print(f"world: {world}", flush=True)
 
     _stage("collect", world / "rollouts" / "manifest.json",
-           lambda: pipeline.collect(world, args.env, args.episodes, args.workers, 0, env_options, progress=False), log)
+           lambda: pipeline.collect(world, args.env, args.episodes, args.workers, 0, env_options, progress=False,
+                                    policy=args.policy, repeat=args.repeat), log)
+    iid = _stage("random policy", world / "random_iid.json", lambda: _iid_random(world, args.env, env_options,
+                                                                                args.eval_episodes), log)
     _stage("train-v", world / "vision" / "done", lambda: pipeline.train_vision(
         world, v_cfg, TrainerConfig(epochs=args.v_epochs, batch_size=v_batch, seed=0, progress=False)), log)
     _stage("encode", world / "latents.pt", lambda: pipeline.encode(world), log)
@@ -213,7 +244,8 @@ def main() -> None:
         "configs": {"vision": v_cfg.__dict__, "mdn-rnn": m_cfg.__dict__, "rssm": r_cfg.__dict__,
                     "evolve": base.__dict__},
         "stages": log,
-        "random_policy": pipeline.random_policy_scores(world),
+        "random_policy": {**pipeline.random_policy_scores(world), "policy": args.policy, "repeat": args.repeat},
+        "random_policy_iid": iid,
         "vision": json.loads((world / "vision/scores.json").read_text()),
         "memory": memories, "controllers": controllers,
     }

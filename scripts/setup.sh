@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import deepgm, torch, pytest, hypothesis, scipy, matplotlib, sklearn, safetensors, tqdm, torchdiffeq, mypy, gymnasium, cma, vizdoom" 2>/dev/null; then
+if ! .venv/bin/python -c "import deepgm, torch, pytest, hypothesis, scipy, matplotlib, sklearn, safetensors, tqdm, torchdiffeq, mypy, gymnasium, cma, vizdoom, Box2D, pygame" 2>/dev/null; then
     .venv/bin/pip install -q --upgrade pip >/dev/null
     .venv/bin/pip install -q "torch==2.13.0"
     .venv/bin/pip install -q -e ".[dev]"

@@ -94,11 +94,11 @@ def test_car_controls_map_gas_and_brake_to_the_unit_interval() -> None:
 
 @pytest.mark.skipif(HAS_BOX2D, reason="box2d is installed: the missing-package message cannot be seen")
 def test_car_racing_without_box2d_names_what_to_install() -> None:
-    with pytest.raises(ImportError, match=r"Box2D.*gymnasium\[box2d\]"):
+    with pytest.raises(ImportError, match=r"Box2D.*deepgm\[carracing\]"):
         make_env("car-racing")
 
 
-@pytest.mark.skipif(not HAS_BOX2D, reason="CarRacing needs box2d: pip install 'gymnasium[box2d]'")
+@pytest.mark.skipif(not HAS_BOX2D, reason="CarRacing needs box2d: pip install 'deepgm[carracing]'")
 def test_car_racing_follows_the_convention_and_replays_under_its_seed() -> None:
     env = make_env("car-racing", size=16, max_steps=30)
     try:

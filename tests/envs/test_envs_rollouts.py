@@ -157,3 +157,26 @@ def test_random_policy_repeats_its_action_for_repeat_steps() -> None:
     assert actions.dtype == np.float32 and np.all(np.abs(actions) <= 1)
     assert (actions[0] == actions[2]).all() and not (actions[2] == actions[3]).all()
     assert (actions[3] == actions[5]).all()
+
+
+def _runs(actions: np.ndarray) -> list[int]:
+    """The lengths of the runs of equal consecutive actions."""
+    change = np.flatnonzero(np.any(actions[1:] != actions[:-1], axis=1)) + 1
+    return np.diff(np.concatenate([[0], change, [len(actions)]])).tolist()
+
+
+def test_held_policy_holds_each_action_for_one_to_repeat_steps() -> None:
+    policy = RandomPolicy(1, 0, repeat=10, held=True)
+    runs = _runs(np.stack([policy(None) for _ in range(5000)]))[:-1]  # the last run may be cut short
+    assert min(runs) >= 1 and max(runs) == 10
+    assert np.mean(runs) == pytest.approx(5.5, abs=0.3)  # uniform on 1..10
+    assert len(set(runs)) == 10
+
+
+def test_collection_records_its_policy_and_refuses_another(tmp_path: Path) -> None:
+    held = collect_rollouts("dodge", tmp_path / "h", episodes=2, env_options=OPTS, policy="held", repeat=10,
+                            progress=False)
+    data = load_rollouts(held)
+    assert max(_runs(data.action[:int(data.lengths[0])])) > 1
+    with pytest.raises(ConfigError, match="collect_rollouts: policy must be 'held'"):
+        collect_rollouts("dodge", held, episodes=2, env_options=OPTS, policy="random", repeat=10, progress=False)

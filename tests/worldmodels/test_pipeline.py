@@ -92,6 +92,14 @@ def test_a_stage_before_its_inputs_says_which_stage_to_run(tmp_path: Path, capsy
     assert "must be {'size': 16} as recorded" in capsys.readouterr().err
 
 
+def test_too_few_episodes_to_hold_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = tmp_path / "few"
+    assert _run("collect", str(w), "--env", "dodge", "--episodes", "3", "--env-option", "size=16",
+                "--no-progress") == 0
+    assert _run("train-v", str(w), "--z-dim", "4", "--epochs", "1", "--no-progress") == 2
+    assert "collect at least 20" in capsys.readouterr().err
+
+
 def test_an_interrupted_search_resumes_exactly(world: Path) -> None:
     assert _run("evolve", str(world), "--name", "straight", "--generations", "4", *EVOLVE) == 0
     assert _run("evolve", str(world), "--name", "resumed", "--generations", "2", *EVOLVE) == 0

@@ -5,7 +5,7 @@ averaging). The action ``(3,)`` in [-1, 1] maps to the game's controls: steering
 positive), gas ``(a[1] + 1) / 2`` and brake ``(a[2] + 1) / 2`` in [0, 1]. The reward is the game's
 (+1000/N per new tile of the N, -0.1 a step, -100 for leaving the playfield); ``terminated`` is the
 game's (the lap is done or the car left the playfield), and ``max_steps`` (1000, as gymnasium's
-registration) truncates. It needs ``box2d`` and ``pygame`` (``pip install "gymnasium[box2d]"``).
+registration) truncates. It needs ``box2d`` and ``pygame`` (``pip install "deepgm[carracing]"``).
 
 >>> CarRacing.action_dim, CarRacing.name
 (3, 'car-racing')
@@ -21,7 +21,7 @@ from .base import AreaResize, FrameEnv, require
 
 __all__ = ["CarRacing", "car_controls"]
 
-BOX2D_INSTALL = 'pip install "gymnasium[box2d]" (box2d and pygame)'
+BOX2D_INSTALL = 'pip install "deepgm[carracing]" (the box2d and pygame-ce wheels)'
 
 
 def car_controls(action: np.ndarray) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Random-policy rollouts into a folder of shards: :func:`collect_rollouts`, and one episode: :func:`run_episode`.
 
 The random policy (:class:`RandomPolicy`) draws a fresh action uniformly in ``[-1, 1]^A`` every step
-(every ``repeat`` steps with ``repeat > 1``, holding it in between). Episode ``i`` is reset with the seed
+(every ``repeat`` steps with ``repeat > 1``, holding it in between); the ``"held"`` policy holds each one
+for a random number of steps, uniform in ``1..repeat`` (World Models' "more diverse random policy", with
+``repeat = 10``: sustained moves reach the walls, which a policy that changes its mind every step seldom
+does, so M learns what happens there). Episode ``i`` is reset with the seed
 ``seed + i`` and its policy draws from ``numpy.random.default_rng([seed + i, 1])``, so an episode's data
 depend on ``seed`` and ``i`` only, never on the number of workers nor on which shard ran first.
 
@@ -43,24 +46,33 @@ from .shards import FORMAT, FORMAT_VERSION, MANIFEST, Episode, read_manifest, sh
 
 __all__ = ["collect_rollouts", "run_episode", "RandomPolicy", "POLICIES"]
 
-POLICIES = ("random",)
+POLICIES = ("random", "held")
 _SETTINGS = ("env", "env_options", "seed", "shard_episodes", "policy", "repeat")  # must match to resume
 
 
 class RandomPolicy:
     """Uniform actions in ``[-1, 1]^A`` float32 from ``numpy.random.default_rng(seed)``, a new one every
-    ``repeat`` calls (the same action in between). Call it with the frame (ignored)."""
+    ``repeat`` calls (the same action in between), or with ``held=True`` after a number of calls drawn
+    uniformly in ``1..repeat`` for each action. Call it with the frame (ignored).
 
-    def __init__(self, action_dim: int, seed: int | list[int], repeat: int = 1) -> None:
+    >>> policy = RandomPolicy(1, seed=0, repeat=10, held=True)
+    >>> actions = [float(policy(None)[0]) for _ in range(30)]
+    >>> len(set(actions)) < 30  # each action held for 1..10 steps
+    True
+    """
+
+    def __init__(self, action_dim: int, seed: int | list[int], repeat: int = 1, held: bool = False) -> None:
         self.action_dim, self.repeat = action_dim, check_positive_int("RandomPolicy", "repeat", repeat)
+        self.held = held
         self._rng = np.random.default_rng(seed)
-        self._calls = 0
+        self._left = 0  # calls the current action is still held for
         self._action = np.zeros(action_dim, np.float32)
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        if self._calls % self.repeat == 0:
+    def __call__(self, frame: np.ndarray | None) -> np.ndarray:
+        if self._left == 0:
             self._action = self._rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
-        self._calls += 1
+            self._left = int(self._rng.integers(1, self.repeat + 1)) if self.held else self.repeat
+        self._left -= 1
         return self._action.copy()
 
 
@@ -92,6 +104,7 @@ class _ShardTask:
     first: int
     episodes: int
     repeat: int
+    policy: str = "random"
 
 
 def _collect_shard(task: _ShardTask, on_episode: Callable[[], None] | None = None) -> tuple[str, int, int, int]:
@@ -100,7 +113,7 @@ def _collect_shard(task: _ShardTask, on_episode: Callable[[], None] | None = Non
     try:
         eps = []
         for i in range(task.first, task.first + task.episodes):
-            policy = RandomPolicy(env.action_dim, [task.seed + i, 1], task.repeat)
+            policy = RandomPolicy(env.action_dim, [task.seed + i, 1], task.repeat, held=task.policy == "held")
             eps.append(run_episode(env, policy, seed=task.seed + i, number=i))
             if on_episode is not None:
                 on_episode()
@@ -191,7 +204,8 @@ def collect_rollouts(env: str, out_dir: str | os.PathLike[str], episodes: int, w
         if done and done.get("first") == first and done.get("episodes") == count and (folder / name).is_file():
             continue
         manifest["shards"].pop(name, None)
-        tasks.append(_ShardTask(str(folder), name, env, resolved, int(seed), first, count, int(repeat)))
+        tasks.append(_ShardTask(str(folder), name, env, resolved, int(seed), first, count, int(repeat),
+                                policy))
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     bar = _progress_bar(sum(t.episodes for t in tasks), progress, f"{env} rollouts")
     try:

@@ -76,6 +76,10 @@ def parser(memory: str = "mdn-rnn") -> argparse.ArgumentParser:
     c.add_argument("--episodes", type=count_arg(1), default=200)
     c.add_argument("--workers", type=count_arg(1), default=1)
     c.add_argument("--seed", type=count_arg(0), default=0)
+    c.add_argument("--policy", choices=["held", "random"], default="held",
+                   help="held: each uniform action held for 1..REPEAT steps (World Models'); random: a new "
+                   "action every REPEAT steps (default: held)")
+    c.add_argument("--repeat", type=count_arg(1), default=10, help="(default: 10)")
     c.add_argument("--env-option", type=_env_option, action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the environment (e.g. size=64), repeatable")
     v = stage("train-v", "train V, the VAE of frames")
@@ -139,7 +143,8 @@ def main(argv: Sequence[str]) -> int:
     world: Path = args.world
     progress = not args.no_progress
     if args.stage == "collect":
-        pipeline.collect(world, args.env, args.episodes, args.workers, args.seed, dict(args.env_option), progress)
+        pipeline.collect(world, args.env, args.episodes, args.workers, args.seed, dict(args.env_option), progress,
+                         args.policy, args.repeat)
         print(json.dumps(pipeline.random_policy_scores(world)))
     elif args.stage == "train-v":
         cfg = config_from(VisionConfig, args, {}, "deepgm world train-v", "V")

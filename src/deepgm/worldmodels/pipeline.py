@@ -55,6 +55,9 @@ class StageError(DeepGMError):
 def held_out(n_episodes: int) -> tuple[list[int], list[int]]:
     """Training and held-out episode indices (episode ``i`` is held out when ``i % 20 == 19``)."""
     valid = [i for i in range(n_episodes) if i % HOLD_OUT == HOLD_OUT - 1]
+    if not valid:
+        raise StageError(f"the rollouts hold {n_episodes} episode(s): V and M hold out every {HOLD_OUT}th, so "
+                         f"collect at least {HOLD_OUT} (deepgm world collect WORLD --episodes {HOLD_OUT})")
     return [i for i in range(n_episodes) if i % HOLD_OUT != HOLD_OUT - 1], valid
 
 
@@ -96,8 +99,11 @@ def _finish(folder: Path, scores: dict[str, Any]) -> None:
 
 # -- collect -----------------------------------------------------------------------------------------------
 def collect(world: Path, env: str, episodes: int, workers: int = 1, seed: int = 0,
-            env_options: dict[str, Any] | None = None, progress: bool = True) -> Path:
-    """Random-policy rollouts into ``world/rollouts`` (more episodes extend them); records ``world.json``."""
+            env_options: dict[str, Any] | None = None, progress: bool = True, policy: str = "held",
+            repeat: int = 10) -> Path:
+    """Random-policy rollouts into ``world/rollouts`` (more episodes extend them); records ``world.json``.
+    The default policy holds each uniform action for 1..10 steps, as World Models collected Take Cover
+    (``policy="random", repeat=1``: a new action every step); see :mod:`deepgm.envs.rollouts`."""
     options = dict(env_options or {})
     spec = env_spec(env, **options)
     side, action_dim, max_steps = spec.obs_shape[0], spec.action_dim, spec.max_steps
@@ -111,7 +117,7 @@ def collect(world: Path, env: str, episodes: int, workers: int = 1, seed: int = 
     world.mkdir(parents=True, exist_ok=True)
     write_text_atomic(f, json.dumps(meta, indent=2))
     return collect_rollouts(env, world / "rollouts", episodes, workers=workers, seed=seed, env_options=options,
-                            progress=progress)
+                            policy=policy, repeat=repeat, progress=progress)
 
 
 # -- V -----------------------------------------------------------------------------------------------------
