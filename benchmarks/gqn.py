@@ -48,10 +48,12 @@ from deepgm import zoo  # noqa: E402
 from deepgm.data import DataInfo, load_dataset  # noqa: E402
 from deepgm.io import write_text_atomic  # noqa: E402
 from deepgm.training import Trainer, TrainerConfig  # noqa: E402
+from deepgm.zoo.gqn import GQNConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
-SIZES = {"r_channels": 32, "h_channels": 32, "u_channels": 16, "steps": 6, "kernel": 3, "max_context": 5}
+SIZES = {k: getattr(GQNConfig(), k) for k in ("r_channels", "h_channels", "u_channels", "steps", "kernel",
+                                             "max_context")}  # the defaults, recorded
 CONTEXTS = (1, 3, 5)
 
 
