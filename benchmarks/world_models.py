@@ -76,8 +76,11 @@ def _earlier_stages(world: Path, stem: str) -> dict[str, Any]:
     if old.exists():
         res = json.loads(old.read_text())
         if res.get("workdir") == str(world):
+            # before benchmark_stages.json, the RSSM's controller shared its stages' names with the MDN-RNN's
+            shared = {f"{s} dream-tau{c['temperature']:g}" for c in res["controllers"].values()
+                      if c["memory"] == "rssm" for s in ("evolve", "evaluate")}
             return {k: {**v, "command": res["machine"]["command"], "date": res["machine"]["date"]}
-                    for k, v in res["stages"].items() if v.get("ran")}
+                    for k, v in res["stages"].items() if v.get("ran") and k not in shared}
     return {}
 
 
@@ -104,11 +107,12 @@ def _stage(name: str, done: Path, run: Callable[[], Any], log: dict[str, Any]) -
 
 
 def _controller(world: Path, name: str, cfg: EvolveConfig, args: argparse.Namespace,
-                log: dict[str, Any]) -> dict[str, Any]:
-    folder = world / "controllers" / name
-    _stage(f"evolve {name}", folder / "done", lambda: pipeline.evolve(world, name, cfg, slots=args.slots,
-                                                                     progress=False), log)
-    ev = _stage(f"evaluate {name}", folder / "evaluation.json",
+                log: dict[str, Any], label: str | None = None) -> dict[str, Any]:
+    """Evolve and evaluate controller ``name`` of ``world``; its stages are logged as ``label`` (the name)."""
+    folder, label = world / "controllers" / name, label or name
+    _stage(f"evolve {label}", folder / "done", lambda: pipeline.evolve(world, name, cfg, slots=args.slots,
+                                                                      progress=False), log)
+    ev = _stage(f"evaluate {label}", folder / "evaluation.json",
                 lambda: pipeline.evaluate(world, name, args.eval_episodes, slots=args.slots, progress=False), log)
     if not isinstance(ev, dict):
         ev = json.loads((folder / "evaluation.json").read_text())
@@ -259,8 +263,8 @@ def main() -> None:
                             "seconds": log["train-m rssm"]["seconds"]}
         tau = args.temperatures[min(1, len(args.temperatures) - 1)]
         cfg = EvolveConfig(**{**base.__dict__, "temperature": tau})
-        controllers[f"rssm-dream-tau{tau:g}"] = {"memory": "rssm", **_controller(rworld, f"dream-tau{tau:g}", cfg,
-                                                                                  args, log)}
+        controllers[f"rssm-dream-tau{tau:g}"] = {"memory": "rssm", **_controller(
+            rworld, f"dream-tau{tau:g}", cfg, args, log, label=f"rssm-dream-tau{tau:g}")}
     if args.real_generations > 0:
         cfg = EvolveConfig(**{**base.__dict__, "where": "real", "generations": args.real_generations})
         controllers["real"] = {"memory": "mdn-rnn", **_controller(world, "real", cfg, args, log)}
