@@ -112,10 +112,15 @@ def _controller(world: Path, name: str, cfg: EvolveConfig, args: argparse.Namesp
     folder, label = world / "controllers" / name, label or name
     _stage(f"evolve {label}", folder / "done", lambda: pipeline.evolve(world, name, cfg, slots=args.slots,
                                                                       progress=False), log)
-    ev = _stage(f"evaluate {label}", folder / "evaluation.json",
-                lambda: pipeline.evaluate(world, name, args.eval_episodes, slots=args.slots, progress=False), log)
-    if not isinstance(ev, dict):
-        ev = json.loads((folder / "evaluation.json").read_text())
+    result = folder / "evaluation.json"
+
+    def evaluate() -> dict[str, Any]:
+        if result.exists():  # evaluate() itself always plays
+            out: dict[str, Any] = json.loads(result.read_text())
+            return out
+        return pipeline.evaluate(world, name, args.eval_episodes, slots=args.slots, progress=False)
+
+    ev = _stage(f"evaluate {label}", result, evaluate, log)
     curve = json.loads((folder / "curve.json").read_text())
     out = {"where": cfg.where, "temperature": cfg.temperature, "death": cfg.death,
            "real": {k: ev[k] for k in ("episodes", "mean", "std", "min", "max")},

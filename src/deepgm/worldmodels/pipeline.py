@@ -352,7 +352,7 @@ def _curve_figure(curve: list[dict[str, float]], path: Path, where: str) -> Path
     if evals:
         curves["search mean"] = [c["search_mean"] for c in evals]
         x["search mean"] = [c["generation"] for c in evals]
-    return save_loss_curve(curves, path, xlabel=f"generation (fitness: steps survived, in the {where})", x=x)
+    return save_loss_curve(curves, path, xlabel="generation", ylabel=f"fitness (score in the {where})", x=x)
 
 
 def evaluate(world: Path, name: str, episodes: int = 100, seed: int = 1_000_000, slots: int = 8,
