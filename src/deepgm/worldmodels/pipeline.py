@@ -197,8 +197,13 @@ def _latents(world: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _bounds(lat: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(E + 1,)``: episode ``e``'s frames are rows ``bounds[e]`` to ``bounds[e + 1]`` of the latents."""
+    return torch.cat([torch.zeros(1, dtype=torch.long), lat["lengths"].cumsum(0)])
+
+
 def _windows(lat: dict[str, torch.Tensor], episodes: list[int], seq_len: int) -> dict[str, torch.Tensor]:
-    starts = torch.cat([torch.zeros(1, dtype=torch.long), lat["lengths"].cumsum(0)])
+    starts = _bounds(lat)
     rows = torch.cat([torch.arange(int(starts[e]), int(starts[e + 1])) for e in episodes])
     return latent_sequences(lat["loc"][rows], lat["scale"][rows], lat["action"][rows].float(),
                             [int(lat["lengths"][e]) for e in episodes], lat["terminated"][episodes], seq_len)
@@ -299,7 +304,7 @@ def evolve(world: Path, name: str, cfg: EvolveConfig, overwrite: bool = False, s
     if cfg.where == "dream":
         lat = _latents(world)
         train_eps, _ = held_out(len(lat["lengths"]))
-        first = torch.cat([torch.zeros(1, dtype=torch.long), lat["lengths"].cumsum(0)[:-1]])[train_eps]
+        first = _bounds(lat)[:-1][train_eps]
         fitness = dream_fitness(memory, controller, lat["loc"][first], lat["scale"][first], max_steps,
                                 cfg.temperature, cfg.death)
     else:
@@ -396,7 +401,7 @@ def dream_score(world: Path, name: str, rollouts: int = 256, seed: int = 1) -> f
     cfg = EvolveConfig(**{k: v for k, v in saved.items() if k in asdict(EvolveConfig())})
     memory, info, lat = load_memory(world), _world(world), _latents(world)
     controller = _controller(world, memory)
-    first = torch.cat([torch.zeros(1, dtype=torch.long), lat["lengths"].cumsum(0)[:-1]])
+    first = _bounds(lat)[:-1]
     fitness = dream_fitness(memory, controller, lat["loc"][first], lat["scale"][first],
                             cfg.max_steps or info["max_steps"] or 1000, cfg.temperature, cfg.death)
     params = torch.load(folder / "controller.pt", weights_only=True)["params"]
