@@ -184,8 +184,10 @@ def _table(res: dict[str, Any]) -> str:
                    f"{s.get('seconds')} |")
     b = res["budget"]
     return "\n".join([
-        f"World Models on `{res['env']}`: {b['episodes']} random episodes, V {b['v_epochs']} epochs, "
-        f"M {b['m_steps']} steps, CMA-ES {b['population']}×{b['rollouts']} for {b['generations']} generations; "
+        f"World Models on `{res['env']}`: {b['episodes']} random episodes, V {b['v_epochs']} epochs "
+        f"({b.get('v_steps')} steps), "
+        f"M {b['m_steps']} steps (the best held-out epoch's weights: step {b.get('m_best_step')}), "
+        f"CMA-ES {b['population']}×{b['rollouts']} for {b['generations']} generations; "
         f"{b['total_seconds'] / 3600:.2f} h wall-clock on {res['machine']['cpu_count']} cores "
         f"(every stage, as timed by the run that ran it). Paper: random {PAPER['random']}, dream-trained at τ = 1.15 "
         f"{PAPER['dream_tau_1.15_real']} real ({PAPER['dream_tau_1.15_dream']} in the dream).", "",
@@ -202,6 +204,7 @@ def main() -> None:
     p.add_argument("--policy", choices=["held", "random"], default="held")
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--v-epochs", type=int, default=1)
+    p.add_argument("--v-max-steps", type=int, default=None, help="stop V's training after these many steps")
     p.add_argument("--m-epochs", type=int, default=200)
     p.add_argument("--m-max-steps", type=int, default=2000)
     p.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.15])
@@ -242,7 +245,8 @@ def main() -> None:
     iid = _stage("random policy", world / "random_iid.json", lambda: _iid_random(world, args.env, env_options,
                                                                                 args.eval_episodes), log)
     _stage("train-v", world / "vision" / "done", lambda: pipeline.train_vision(
-        world, v_cfg, TrainerConfig(epochs=args.v_epochs, batch_size=v_batch, seed=0, progress=False)), log)
+        world, v_cfg, TrainerConfig(epochs=args.v_epochs, batch_size=v_batch, max_steps=args.v_max_steps, seed=0,
+                                   progress=False)), log)
     _stage("encode", world / "latents.pt", lambda: pipeline.encode(world), log)
 
     def train_m(w: Path, cfg: MemoryConfig | RSSMConfig) -> Callable[[], Any]:
@@ -279,8 +283,9 @@ def main() -> None:
     res = {
         "benchmark": "world_models", "env": args.env, "env_options": env_options, "workdir": str(world),
         "machine": info, "loadavg_at_end": list(os.getloadavg()), "paper": PAPER,
-        "budget": {"episodes": args.episodes, "v_epochs": args.v_epochs,
-                   "m_steps": _steps(world / "memory"), "m_epochs_max": args.m_epochs, "m_max_steps": args.m_max_steps,
+        "budget": {"episodes": args.episodes, "v_epochs": args.v_epochs, "v_steps": _steps(world / "vision"),
+                   "m_steps": _steps(world / "memory"), "m_best_step": memories["mdn-rnn"].get("best_step"),
+                   "m_epochs_max": args.m_epochs, "m_max_steps": args.m_max_steps,
                    "population": args.population, "rollouts": args.rollouts, "generations": args.generations,
                    "total_seconds": round(total, 1), "every_stage_ran": all(s["ran"] for s in log.values()),
                    "every_stage_timed": all(s["seconds"] is not None for s in log.values())},
@@ -304,7 +309,7 @@ def main() -> None:
 
 
 def _steps(folder: Path) -> int | None:
-    """The optimiser steps M took (the last line of its metrics)."""
+    """The optimiser steps a stage's training took (the last line of its metrics)."""
     f = folder / "metrics.csv"
     if not f.exists():
         return None

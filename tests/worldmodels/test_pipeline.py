@@ -57,6 +57,24 @@ def test_every_stage_writes_its_outputs_and_figures(world: Path) -> None:
     assert {"next_latent_loglik_per_dim", "done_cross_entropy", "open_loop_mse"} <= set(scores)
 
 
+def test_m_keeps_the_weights_of_its_best_held_out_epoch(world: Path) -> None:
+    """M's model.pt holds the checkpoint that ``best`` names (the epoch with the lowest validation loss in
+    metrics.csv), and scores.json records its step."""
+    from deepgm.training.checkpoint import latest_checkpoint, load_checkpoint, load_state_file
+
+    rows = [r.split(",") for r in (world / "memory/metrics.csv").read_text().strip().splitlines()[1:]]
+    val = {int(r[0]): float(r[-1]) for r in rows if r[-1]}
+    assert len(val) == 2  # two epochs, each validated
+    best = latest_checkpoint(world / "memory" / "checkpoints", "best")
+    step = int(load_state_file(best / "state.pt")["step"])
+    assert step == min(val, key=val.__getitem__)
+    assert json.loads((world / "memory/scores.json").read_text())["best_step"] == step
+    m = load_memory(world)
+    saved = {k: v.clone() for k, v in m.state_dict().items()}
+    load_checkpoint(best, m)
+    assert all(torch.equal(saved[k], v) for k, v in m.state_dict().items())
+
+
 def test_status_reports_the_stages(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert _run("status", str(world)) == 0

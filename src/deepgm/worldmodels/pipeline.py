@@ -33,6 +33,7 @@ from deepgm.io import save_atomic, write_text_atomic
 from deepgm.models import VAE
 from deepgm.models.world import LatentDynamics, draw_latents, latent_sequences, open_loop_error
 from deepgm.training import Trainer, TrainerConfig
+from deepgm.training.checkpoint import latest_checkpoint, load_checkpoint
 from deepgm.worldmodels.agent import PlayResult, frames_to_tensor, play
 from deepgm.worldmodels.controller import LinearController
 from deepgm.worldmodels.evolve import Evolution, EvolveConfig, dream_fitness
@@ -220,7 +221,8 @@ def _memory_kind(cfg: MemoryConfig | RSSMConfig) -> str:
 def train_memory(world: Path, cfg: MemoryConfig | RSSMConfig, trainer: TrainerConfig,
                  overwrite: bool = False) -> LatentDynamics:
     """Train M, the MDN-RNN (``cfg`` a :class:`MemoryConfig`) or the RSSM (an :class:`RSSMConfig`), on the
-    training episodes' latents (a new draw from V's posterior every batch); held-out scores (next-latent
+    training episodes' latents (a new draw from V's posterior every batch), keeping the weights of the epoch
+    with the best held-out loss (``best_step`` in the scores); held-out scores (next-latent
     log-likelihood, or ELBO for the RSSM, and open-loop error 10 and 30 steps ahead) and the dream figure."""
     kind = _memory_kind(cfg)
     info, lat = _world(world), _latents(world)
@@ -237,9 +239,13 @@ def train_memory(world: Path, cfg: MemoryConfig | RSSMConfig, trainer: TrainerCo
     trainer.batch_size = min(trainer.batch_size, len(train["mask"]))
     resume = (folder / "checkpoints" / "last").exists()
     Trainer(model, train, trainer, val=valid, transform=draw_latents).fit(resume=resume)
+    best_step = None  # M keeps the weights of its best held-out epoch (the last ones when none was validated)
+    if (folder / "checkpoints" / "best").exists():
+        best_step = int(load_checkpoint(latest_checkpoint(folder / "checkpoints", "best"), model)["step"])
     save_atomic(model.state_dict(), folder / "model.pt")
     long = draw_latents(_windows(lat, valid_eps, 200), generator=torch.Generator().manual_seed(1))
-    scores: dict[str, Any] = {**model.next_latent_scores(valid), "held_out_windows": len(valid["mask"])}
+    scores: dict[str, Any] = {**model.next_latent_scores(valid), "held_out_windows": len(valid["mask"]),
+                              "best_step": best_step}
     try:
         scores["open_loop_mse"] = {str(k): v for k, v in open_loop_error(model, long, 10, [10, 30]).items()}
     except ValueError as err:
