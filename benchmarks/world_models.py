@@ -114,13 +114,8 @@ def _controller(world: Path, name: str, cfg: EvolveConfig, args: argparse.Namesp
                                                                       progress=False), log)
     result = folder / "evaluation.json"
 
-    def evaluate() -> dict[str, Any]:
-        if result.exists():  # evaluate() itself always plays
-            out: dict[str, Any] = json.loads(result.read_text())
-            return out
-        return pipeline.evaluate(world, name, args.eval_episodes, slots=args.slots, progress=False)
-
-    ev = _stage(f"evaluate {label}", result, evaluate, log)
+    ev = _stage(f"evaluate {label}", result,
+                lambda: pipeline.evaluate(world, name, args.eval_episodes, slots=args.slots, progress=False), log)
     curve = json.loads((folder / "curve.json").read_text())
     out = {"where": cfg.where, "temperature": cfg.temperature, "death": cfg.death,
            "real": {k: ev[k] for k in ("episodes", "mean", "std", "min", "max")},

@@ -90,6 +90,30 @@ def test_a_complete_stage_is_not_run_again(world: Path, capsys: pytest.CaptureFi
     assert (world / "vision/model.pt").stat().st_mtime_ns == before
 
 
+def test_an_evaluation_of_the_same_episodes_is_not_played_again(world: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    done = world / "controllers/dream/evaluation.json"
+    before = done.stat().st_mtime_ns
+    capsys.readouterr()
+    assert _run("evaluate", str(world), "--name", "dream", "--episodes", "4", "--slots", "2", "--no-progress") == 0
+    assert "C is evaluated on these episodes" in capsys.readouterr().out
+    assert done.stat().st_mtime_ns == before
+    # other episodes, or --overwrite, play again (and leave the fixture's 4-episode evaluation as it was)
+    assert _run("evaluate", str(world), "--name", "dream", "--episodes", "2", "--slots", "2", "--no-progress") == 0
+    assert json.loads(done.read_text())["episodes"] == 2
+    assert _run("evaluate", str(world), "--name", "dream", "--episodes", "4", "--slots", "2", "--no-progress",
+                "--overwrite") == 0
+    assert "C is evaluated" not in capsys.readouterr().out and json.loads(done.read_text())["episodes"] == 4
+
+
+def test_the_dream_score_is_seeded_and_within_the_episode_limit(world: Path) -> None:
+    from deepgm.worldmodels.pipeline import dream_score
+
+    a, b = dream_score(world, "dream", rollouts=6, seed=3), dream_score(world, "dream", rollouts=6, seed=3)
+    limit = json.loads((world / "world.json").read_text())["max_steps"]
+    assert a == b and 1 <= a <= limit
+
+
 def test_a_stage_refuses_other_options_than_it_started_with(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run("train-v", str(world), "--z-dim", "4", "--epochs", "1", "--batch-size", "64", "--no-progress") == 2
     assert "--z-dim must be 8" in capsys.readouterr().err

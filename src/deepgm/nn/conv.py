@@ -18,13 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvEncoder", "ConvDecoder"]
+from deepgm.errors import ShapeError
+
+__all__ = ["ConvEncoder", "ConvDecoder", "check_sides_by_4"]
 
 
-def _check_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+def check_sides_by_4(image_shape: tuple[int, int, int], owner: str = "conv networks") -> tuple[int, int, int]:
+    """``image_shape`` ``(C, H, W)`` when ``H`` and ``W`` are divisible by 4 (two stride-2 halvings, as the
+    conv encoders/decoders and GQN's networks do), else a :class:`ShapeError` naming ``owner``."""
     c, h, w = image_shape
     if h % 4 or w % 4:
-        raise ValueError(f"conv networks need image sides divisible by 4, got {image_shape}")
+        raise ShapeError(f"{owner} need image sides divisible by 4, got {image_shape}")
     return c, h, w
 
 
@@ -34,7 +38,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], z_dim: int, hidden: int = 256) -> None:
         super().__init__()
-        self.image_shape = _check_shape(image_shape)
+        self.image_shape = check_sides_by_4(image_shape)
         c, h, w = self.image_shape
         self.body = nn.Sequential(
             nn.Conv2d(c, 32, 4, stride=2, padding=1), nn.ReLU(),
@@ -53,7 +57,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, z_dim: int, image_shape: tuple[int, int, int], hidden: int = 256) -> None:
         super().__init__()
-        self.image_shape = _check_shape(image_shape)
+        self.image_shape = check_sides_by_4(image_shape)
         c, h, w = self.image_shape
         self.grid = (64, h // 4, w // 4)
         self.body = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, 64 * (h // 4) * (w // 4)),

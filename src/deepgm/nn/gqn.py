@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepgm.errors import ShapeError
+from deepgm.nn.conv import check_sides_by_4
 
 __all__ = ["VIEWPOINT_DIM", "Tower", "SceneRepresentation", "ConvLSTMCell", "ConvNormalHead", "GenerationCore",
            "DeterministicCore", "ImageMean"]
@@ -49,13 +50,6 @@ VIEWPOINT_DIM = 7  # (x, y, z, cos yaw, sin yaw, cos pitch, sin pitch)
 def _grid(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Viewpoints ``(N, 7)`` broadcast over the grid of ``like (N, C, h, w)``: ``(N, 7, h, w)``."""
     return v[:, :, None, None].expand(v.shape[0], v.shape[1], like.shape[-2], like.shape[-1])
-
-
-def _check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    c, h, w = image_shape
-    if h % 4 or w % 4:
-        raise ShapeError(f"GQN networks need image sides divisible by 4, got {image_shape}")
-    return c, h, w
 
 
 class Tower(nn.Module):
@@ -147,7 +141,7 @@ class _Generator(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], r_channels: int, h_channels: int, z_channels: int,
                  steps: int, u_channels: int, kernel: int) -> None:
         super().__init__()
-        self.image_shape = _check_image_shape(image_shape)
+        self.image_shape = check_sides_by_4(image_shape, "GQN networks")
         self.steps, self.h_channels, self.u_channels = steps, h_channels, u_channels
         self.gen_cell = ConvLSTMCell(VIEWPOINT_DIM + r_channels, z_channels, h_channels, kernel)
         self.upsample = nn.ConvTranspose2d(h_channels, u_channels, 4, stride=4, bias=False)

@@ -105,6 +105,7 @@ def parser(memory: str = "mdn-rnn") -> argparse.ArgumentParser:
     a.add_argument("--episodes", type=count_arg(1), default=100)
     a.add_argument("--seed", type=count_arg(0), default=1_000_000, help="episode i plays seed SEED + i")
     a.add_argument("--slots", type=count_arg(1), default=8)
+    a.add_argument("--overwrite", action="store_true", help="play the episodes again")
     stage("status", "what each stage has done, with its scores")
     return p
 
@@ -162,7 +163,8 @@ def main(argv: Sequence[str]) -> int:
         folder = pipeline.evolve(world, args.name, ecfg, args.overwrite, args.slots, progress)
         print(json.dumps(json.loads((folder / "curve.json").read_text())[-1]))
     elif args.stage == "evaluate":
-        result = pipeline.evaluate(world, args.name, args.episodes, args.seed, args.slots, progress)
+        result = pipeline.evaluate(world, args.name, args.episodes, args.seed, args.slots, progress,
+                                   args.overwrite)
         print(json.dumps({k: v for k, v in result.items() if k != "scores"}))
     elif args.stage == "status":
         print(json.dumps(status(world), indent=2))

@@ -367,13 +367,20 @@ def _curve_figure(curve: list[dict[str, float]], path: Path, where: str) -> Path
 
 
 def evaluate(world: Path, name: str, episodes: int = 100, seed: int = 1_000_000, slots: int = 8,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """C's score over ``episodes`` real episodes (seeds ``seed + i``, none used in collection by default);
-    ``evaluation.json`` and a strip of its first episode's frames (``real.png``). ``name="random"`` scores
-    the random policy of the collection instead (its episodes' returns in the rollouts)."""
+    ``evaluation.json`` and a strip of its first episode's frames (``real.png``). An evaluation of the same
+    episodes written after the controller is returned without playing again (unless ``overwrite``)."""
     info = _world(world)
     folder = world / "controllers" / name
-    saved = torch.load(_need(folder / "controller.pt", "evolve", world), weights_only=True)
+    weights = _need(folder / "controller.pt", "evolve", world)
+    done = folder / "evaluation.json"
+    if done.exists() and not overwrite and done.stat().st_mtime >= weights.stat().st_mtime:
+        old: dict[str, Any] = json.loads(done.read_text())
+        if (old.get("episodes"), old.get("seed")) == (episodes, seed):
+            print(f"{done}: C is evaluated on these episodes (pass --overwrite to play them again)")
+            return old
+    saved = torch.load(weights, weights_only=True)
     vision, memory = load_vision(world), load_memory(world)
     controller = _controller(world, memory)
     params = saved["params"][None].repeat(episodes, 1)
@@ -401,13 +408,15 @@ def random_policy_scores(world: Path) -> dict[str, float]:
 
 
 def dream_score(world: Path, name: str, rollouts: int = 256, seed: int = 1) -> float:
-    """The mean steps survived in the dream by controller ``name`` at its search's temperature."""
+    """The mean steps survived in the dream by controller ``name`` at its search's temperature, the dreams
+    starting from the held-out episodes' first frames (the search started from the training episodes')."""
     folder = world / "controllers" / name
     saved = json.loads(_need(folder / "config.json", "evolve", world).read_text())
     cfg = EvolveConfig(**{k: v for k, v in saved.items() if k in asdict(EvolveConfig())})
     memory, info, lat = load_memory(world), _world(world), _latents(world)
     controller = _controller(world, memory)
-    first = _bounds(lat)[:-1]
+    _, valid_eps = held_out(len(lat["lengths"]))
+    first = _bounds(lat)[:-1][valid_eps]
     fitness = dream_fitness(memory, controller, lat["loc"][first], lat["scale"][first],
                             cfg.max_steps or info["max_steps"] or 1000, cfg.temperature, cfg.death)
     params = torch.load(folder / "controller.pt", weights_only=True)["params"]
