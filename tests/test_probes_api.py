@@ -316,6 +316,24 @@ FAMILIES: dict[str, tuple[Callable[[], Distribution], Callable[[], Distribution]
                       lambda: Deterministic(loc=INF, features_shape=[2])),
     "MixtureOfNormal": (lambda: MixtureOfNormal(loc=torch.zeros(3, 2)),
                         lambda: MixtureOfNormal(loc=torch.zeros(3, 2), scale=INF)),
+    "DiscretizedNormal": (lambda: dists.DiscretizedNormal(loc=0.0, scale=1.0, features_shape=[2], low=0.0, high=1.0),
+                          lambda: dists.DiscretizedNormal(loc=0.0, scale=INF, features_shape=[2])),
+    "DiscretizedLogisticMixture": (
+        lambda: dists.DiscretizedLogisticMixture(logits=torch.zeros(2, 3), loc=torch.zeros(2, 3),
+                                                 log_scale=torch.zeros(2, 3), features_shape=[2]),
+        lambda: dists.DiscretizedLogisticMixture(logits=torch.zeros(2, 3), loc=torch.full((2, 3), NAN),
+                                                 log_scale=torch.zeros(2, 3), features_shape=[2])),
+}
+# distributions whose parameters are networks' (no constant parameter to make non-finite): the same sweep of
+# zero draws, empty batches and missing variables, over "x" of 2 values (a 1×2 image for the PixelCNNs)
+NETWORKED: dict[str, Callable[[], Distribution]] = {
+    "NADE": lambda: dists.NADE(dim=2, hidden=4),
+    "BinaryMADE": lambda: dists.BinaryMADE(dim=2, hidden=(4,)),
+    "PixelCNN": lambda: dists.PixelCNN(image_shape=(1, 1, 2), channels=4, layers=1, kernel=3, first_kernel=3),
+    "GatedPixelCNN": lambda: dists.GatedPixelCNN(image_shape=(1, 1, 2), channels=4, layers=1),
+    "RBM": lambda: dists.RBM(visible=2, hidden=3),
+    "EnergyDistribution": lambda: dists.EnergyDistribution(var=["x"], energy=lambda x: (x**2).sum(-1),
+                                                           event_shape=[2], log_normalizer=1.0),
 }
 # built from other distributions (which the sweep holds), or wrapping torch's own checks
 EXEMPT = {
@@ -326,13 +344,16 @@ EXEMPT = {
     "JumpySlice": "no parameters: slices given series (tests/distributions/test_slicing.py checks its errors)",
     "MultiDeterministic": "no parameters: a network's outputs (tests/distributions/test_slicing.py)",
     "NormalMixture": "its bad parameters are refused in tests/distributions/test_normal_mixture.py",
+    "Autoregressive": "the abstract base of NADE, BinaryMADE and the PixelCNNs (swept in NETWORKED)",
+    "PixelAutoregressive": "the abstract base of PixelCNN and GatedPixelCNN (swept in NETWORKED)",
+    "DiscreteUniform": "over integers t with int bounds (tests/distributions/test_uniform.py checks its errors)",
 }
 
 
 def test_every_distribution_is_swept() -> None:
     exported = {n for n in dists.__all__ if isinstance(getattr(dists, n), type)
                 and issubclass(getattr(dists, n), Distribution)}
-    missing = exported - set(FAMILIES) - set(EXEMPT)
+    missing = exported - set(FAMILIES) - set(NETWORKED) - set(EXEMPT)
     assert not missing, f"add {sorted(missing)} to FAMILIES in tests/test_probes_api.py (or EXEMPT, with a reason)"
 
 
@@ -342,9 +363,9 @@ def test_family_refuses_a_non_finite_parameter(name: str) -> None:
         FAMILIES[name][1]()
 
 
-@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("name", sorted(FAMILIES) + sorted(NETWORKED))
 def test_family_refuses_zero_draws_and_empty_batches(name: str) -> None:
-    d = FAMILIES[name][0]()
+    d = FAMILIES[name][0]() if name in FAMILIES else NETWORKED[name]()
     assert d.sample(batch_n=2)["x"].shape[0] == 2
     with pytest.raises(ShapeError, match="sample_shape must be >= 1"):
         d.sample(batch_n=2, sample_shape=0)

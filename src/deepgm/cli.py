@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import inspect
 import json
 import os
 import signal
@@ -241,6 +242,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if info.name in SCENE_DATASETS:  # GQN: query views rendered from the first test scenes' context views
         x = run.model.generate(args.n, scenes=_load_run(args.run, args.n)[1])
         info = DataInfo(info.name, tuple(x.shape[1:]), binary=False)
+    elif args.steps is not None:  # a diffusion model's sampling steps (DDIM over fewer than its T)
+        if "steps" not in inspect.signature(run.model.generate).parameters:
+            raise UsageError(f"--steps: model {run.meta['model']} has no sampling steps to set")
+        try:
+            x = run.model.generate(args.n, steps=args.steps)
+        except ValueError as err:
+            raise UsageError(f"--steps: {err}") from None
     else:
         x = run.model.generate(args.n)
     try:
@@ -296,6 +304,8 @@ def _main_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=count_arg(1), default=64)
     s.add_argument("-o", type=Path, default=None, help="samples.png (default: RUN/samples.png), .pt or .npy")
     s.add_argument("--seed", type=count_arg(0), default=0)
+    s.add_argument("--steps", type=count_arg(1), default=None,
+                   help="a diffusion model's sampling steps: DDIM over this many of its T (default: its own)")
     ip = sub.add_parser("inpaint", help="fill half of test images with a trained flow (mode and MALA sample)")
     ip.add_argument("run", type=Path)
     ip.add_argument("--hide", default="bottom", choices=["bottom", "top", "left", "right"])

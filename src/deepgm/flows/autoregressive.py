@@ -1,4 +1,5 @@
-"""MADE and the masked autoregressive flows: MAF (fast density) and IAF (fast sampling).
+"""The masked autoregressive flows: MAF (fast density) and IAF (fast sampling), built on MADE
+(:mod:`deepgm.nn.made`, re-exported here).
 
 Output ``i`` depends on inputs ``≤ i`` only, so the Jacobian is lower-triangular and its log-determinant
 is the sum of the log-diagonal:
@@ -23,79 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from deepgm.errors import ShapeError
-from deepgm.flows.base import Transform, _check_context
+from deepgm.flows.base import Transform
+from deepgm.nn.made import MADE, MaskedLinear
 
 __all__ = ["MaskedLinear", "MADE", "MAF", "IAF", "MaskedAffineAutoregressive"]
-
-
-class MaskedLinear(nn.Linear):
-    """``y = (W ⊙ M) x + b`` with a fixed 0/1 mask ``M`` of the weight's shape."""
-
-    mask: torch.Tensor
-
-    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor) -> None:
-        super().__init__(in_features, out_features)
-        if mask.shape != (out_features, in_features):
-            raise ShapeError(f"MaskedLinear: mask must be ({out_features}, {in_features}), got {tuple(mask.shape)}")
-        self.register_buffer("mask", mask.to(self.weight.dtype))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
-
-
-class MADE(nn.Module):
-    """Masked autoencoder (Germain et al. 2015): ``k`` outputs per input dimension, output ``i`` depending
-    only on the inputs before ``i`` in ``order`` (default ``0, 1, …, D-1``), and on the whole context.
-
-    Returns ``(N, k, D)``. Degrees: input ``i`` has degree ``order⁻¹(i) + 1``, hidden units cycle through
-    ``1 … D-1``; a weight is kept from degree ``a`` to hidden degree ``b`` when ``b ≥ a``, to an output of
-    degree ``b`` when ``b > a``. ``zero_init`` starts the last layer at zero.
-    """
-
-    degrees: torch.Tensor
-
-    def __init__(self, dim: int, n_params: int = 2, hidden: Sequence[int] = (64, 64), context_dim: int = 0,
-                 order: Sequence[int] | torch.Tensor | None = None, zero_init: bool = True) -> None:
-        super().__init__()
-        if dim < 1 or not hidden:
-            raise ValueError(f"MADE: needs dim >= 1 and at least one hidden layer, got dim={dim}, hidden={hidden}")
-        order_t = torch.arange(dim) if order is None else torch.as_tensor(order, dtype=torch.long)
-        if sorted(order_t.tolist()) != list(range(dim)):
-            raise ValueError(f"MADE: order must be a permutation of 0..{dim - 1}, got {order_t.tolist()}")
-        deg_in = torch.empty(dim, dtype=torch.long)
-        deg_in[order_t] = torch.arange(1, dim + 1)
-        self.register_buffer("degrees", deg_in)
-        layers: list[nn.Module] = []
-        prev = deg_in
-        for h in hidden:
-            deg_h = (torch.arange(h) % max(dim - 1, 1)) + min(1, dim - 1)
-            layers.append(MaskedLinear(prev.numel(), h, (deg_h[:, None] >= prev[None, :]).float()))
-            prev = deg_h
-        self.hidden = nn.ModuleList(layers)
-        deg_out = deg_in.repeat(n_params)
-        self.out = MaskedLinear(prev.numel(), n_params * dim, (deg_out[:, None] > prev[None, :]).float())
-        if zero_init:
-            nn.init.zeros_(self.out.weight)
-            nn.init.zeros_(self.out.bias)
-        self.context = nn.Linear(context_dim, hidden[0]) if context_dim else None
-        self.dim, self.n_params, self.context_dim = dim, n_params, context_dim
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ShapeError(f"MADE: expected inputs (N, {self.dim}), got {tuple(x.shape)}")
-        _check_context("MADE", context, self.context_dim, x.shape[0])
-        h = self.hidden[0](x)
-        if self.context is not None:
-            h = h + self.context(context)
-        h = F.relu(h)
-        for layer in self.hidden[1:]:
-            h = F.relu(layer(h))
-        out: torch.Tensor = self.out(h)
-        return out.reshape(x.shape[0], self.n_params, self.dim)
 
 
 class MaskedAffineAutoregressive(Transform):

@@ -19,6 +19,7 @@ mean(D_KL[q(z|x)||p_{prior}(z)] - E_{q(z|x)}[log p(x|z)])
 from deepgm.losses.adversarial import AdversarialLoss, DensityRatio, LogisticDiscriminator, permute_dims
 from deepgm.losses.bounds import ELBO, IWELBO, RenyiBound
 from deepgm.losses.core import KL, CrossEntropy, E, Entropy, LogProb
+from deepgm.losses.energy import NCE, ContrastiveDivergence, DenoisingScoreMatching, Energy, ScoreMatching
 from deepgm.losses.estimators import REINFORCE
 from deepgm.losses.expr import Constant, Loss, Parameter, as_loss, maximum, minimum
 from deepgm.losses.gan import (
@@ -38,8 +39,11 @@ from deepgm.losses.iterative import InitialState, IterativeLoss, Scan
 from deepgm.losses.mmd import MMD, MMDMixture, median_bandwidth, mmd2_mixture, mmd2_unbiased
 from deepgm.losses.regularizers import DIPCovariance, Enumerate, TotalCorrelation
 from deepgm.losses.smc import SMCBound, fivo, sequence_iwae, systematic_resample
+from deepgm.losses.terms import SquaredError, SumOver
 
 __all__ = [
+    "SumOver", "SquaredError",
+    "Energy", "ContrastiveDivergence", "ScoreMatching", "DenoisingScoreMatching", "NCE",
     "Loss", "Constant", "Parameter", "as_loss", "minimum", "maximum", "LogProb", "E", "KL", "Entropy",
     "CrossEntropy", "ELBO", "IWELBO", "RenyiBound", "REINFORCE", "MMD", "mmd2_unbiased", "median_bandwidth",
     "IterativeLoss", "Enumerate", "DIPCovariance", "TotalCorrelation", "DensityRatio", "LogisticDiscriminator",

@@ -10,6 +10,8 @@ FlowModel, GAN, ...) evaluates and draws itself (:mod:`deepgm.models.evaluation`
 (<class 'float'>, True)
 """
 
+from deepgm.models.autoregressive import AutoregressiveModel, PixelVAE
+from deepgm.models.diffusion import DDPM
 from deepgm.models.evaluation import Evaluates
 from deepgm.models.flow import FlowModel
 from deepgm.models.gan import GAN, discriminator_objective
@@ -18,5 +20,6 @@ from deepgm.models.model import AuxiliaryObjective, Model
 from deepgm.models.presets import ML, VAE, VI
 from deepgm.models.sequential import SequenceModel, generate_sequences
 
-__all__ = ["Model", "AuxiliaryObjective", "VAE", "VI", "ML", "log_likelihood", "GAN",
-           "discriminator_objective", "FlowModel", "Evaluates", "SequenceModel", "generate_sequences"]
+__all__ = ["DDPM", "Model", "AuxiliaryObjective", "VAE", "VI", "ML", "log_likelihood", "GAN",
+           "discriminator_objective", "FlowModel", "Evaluates", "SequenceModel", "generate_sequences",
+           "AutoregressiveModel", "PixelVAE"]

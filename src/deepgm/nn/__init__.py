@@ -11,6 +11,8 @@ and the MNIST classifier behind MNIST-FID/IS.
 from deepgm.nn.classifier import MNISTClassifier
 from deepgm.nn.conv import ConvDecoder, ConvEncoder
 from deepgm.nn.gan import MinibatchDiscrimination
+from deepgm.nn.made import MADE, MaskedLinear
+from deepgm.nn.masked import GatedBlock, GatedPixelCNNNetwork, MaskedConv2d, PixelCNNNetwork
 from deepgm.nn.mlp import MLP, AsLoc, Concat, LogitsHead, NormalHead, OneHotInputs, activation, call
 from deepgm.nn.sequence import (
     BackwardRNN,
@@ -22,7 +24,10 @@ from deepgm.nn.sequence import (
     RNNStep,
     reverse_padded,
 )
+from deepgm.nn.unet import UNet, timestep_embedding
 
-__all__ = ["ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs",
+__all__ = ["UNet", "timestep_embedding",
+           "ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs",
            "activation", "MinibatchDiscrimination", "MNISTClassifier", "BackwardRNN", "ForwardRNN", "Combiner",
-           "GatedTransition", "GRUState", "LSTMStep", "RNNStep", "reverse_padded", "call"]
+           "GatedTransition", "GRUState", "LSTMStep", "RNNStep", "reverse_padded", "call",
+           "MADE", "MaskedLinear", "MaskedConv2d", "PixelCNNNetwork", "GatedBlock", "GatedPixelCNNNetwork"]

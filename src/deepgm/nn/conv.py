@@ -9,7 +9,7 @@ digits, 32×32 sprites): two stride-2 convolutions down, two transposed convolut
 >>> ConvEncoder((1, 6, 6), z_dim=2)
 Traceback (most recent call last):
 ...
-ValueError: conv networks need image sides divisible by 4, got (1, 6, 6)
+deepgm.errors.ShapeError: conv networks need image sides divisible by 4, got (1, 6, 6)
 """
 
 from __future__ import annotations
