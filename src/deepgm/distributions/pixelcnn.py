@@ -148,6 +148,13 @@ class PixelAutoregressive(Autoregressive):
         return self.sample_cached(m, cond) if self.sampler == "cached" else self.sample_naive(m, cond)
 
 
+def _network_channels(image_shape: Sequence[int], likelihood: Likelihood, components: int) -> tuple[int, int]:
+    """The image's channels ``C`` and the network's output channels: ``C`` logits (Bernoulli) or
+    ``3·K·C`` mixture parameters (logistic mixture of ``K`` components)."""
+    c = int(tuple(image_shape)[0]) if len(tuple(image_shape)) == 3 else 1
+    return c, c if likelihood == "bernoulli" else 3 * components * c
+
+
 class PixelCNN(PixelAutoregressive):
     """PixelCNN (van den Oord et al. 2016) over images of ``image_shape`` (:class:`~deepgm.nn.masked.PixelCNNNetwork`:
     a ``first_kernel`` type-A masked convolution, ``layers`` residual type-B ones; it has a blind spot).
@@ -165,8 +172,7 @@ class PixelCNN(PixelAutoregressive):
                  first_kernel: int = 7, likelihood: Likelihood = "bernoulli", components: int = 5,
                  levels: int = 256, cond_dim: int = 0, n_classes: int | None = None, flat: bool = True,
                  sampler: Sampler = "cached") -> None:
-        c = int(tuple(image_shape)[0]) if len(tuple(image_shape)) == 3 else 1
-        out = c if likelihood == "bernoulli" else 3 * components * c
+        c, out = _network_channels(image_shape, likelihood, components)
         net = PixelCNNNetwork(c, out, channels, layers, kernel, first_kernel, cond_dim)
         super().__init__(var, cond_var, name, net=net, image_shape=image_shape, likelihood=likelihood,
                          components=components, levels=levels, cond_dim=cond_dim, n_classes=n_classes, flat=flat,
@@ -183,8 +189,7 @@ class GatedPixelCNN(PixelAutoregressive):
                  first_kernel: int = 7, likelihood: Likelihood = "bernoulli", components: int = 5,
                  levels: int = 256, cond_dim: int = 0, n_classes: int | None = None, flat: bool = True,
                  sampler: Sampler = "cached") -> None:
-        c = int(tuple(image_shape)[0]) if len(tuple(image_shape)) == 3 else 1
-        out = c if likelihood == "bernoulli" else 3 * components * c
+        c, out = _network_channels(image_shape, likelihood, components)
         net = GatedPixelCNNNetwork(c, out, channels, layers, kernel, first_kernel, cond_dim)
         super().__init__(var, cond_var, name, net=net, image_shape=image_shape, likelihood=likelihood,
                          components=components, levels=levels, cond_dim=cond_dim, n_classes=n_classes, flat=flat,
