@@ -11,14 +11,16 @@ Murray (2011) / Salakhutdinov & Murray (2008), shown for orientation (dynamic bi
 give somewhat lower NLLs).
 
 Each model is the zoo's (``deepgm train nade|made|pixelcnn|gated-pixelcnn``, default options) trained
-with Adam (lr 1e-3) in batches of ``--batch`` for ``--seconds`` of wall-clock time on ``--threads``
-threads; then ``evaluate`` on the test images (exact NLL; MADE with one fixed ordering, one mask). The
+with Adam (lr 1e-3) in batches of ``--batch`` for ``--seconds`` of step time on ``--threads`` threads;
+then ``evaluate`` on the test images (exact NLL; MADE with one fixed ordering, one mask). Beside NADE,
+MADE and PixelCNN, the hand-written PyTorch model of ``autoregressive_refs.py`` of the same size trains
+interleaved with it (one step of each in turn, on the same batches; ``--no-reference`` skips it). The
 sampling speed is measured with :func:`deepgm.distributions.sampling_speed` on the trained PixelCNNs
 (``--sample-n`` images from the same seed; ``identical`` says whether both samplers drew the same images).
 Results: ``benchmarks/results/autoregressive.json`` and ``.md`` (the command, git commit, whether ``src/``
 had uncommitted changes, the date and the load are recorded).
 
-    .venv/bin/python benchmarks/autoregressive.py --data-dir /work/shared/data   # about 4 × 6 min on 2 cores
+    .venv/bin/python benchmarks/autoregressive.py --data-dir /work/shared/data   # about 7 × 5 min + evaluation on 2 cores
     .venv/bin/python benchmarks/autoregressive.py --smoke                        # < 1 min: autoregressive_smoke.*
 """
 
@@ -28,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import machine_info  # noqa: E402
+from autoregressive_refs import REFERENCES  # noqa: E402
 
 from deepgm import zoo  # noqa: E402
 from deepgm.data import TEST_BINARIZE_SEED, load_splits  # noqa: E402
@@ -63,26 +67,69 @@ SMOKE_OPTIONS: dict[str, dict[str, Any]] = {
     "nade": {"hidden_units": 32}, "made": {"hidden": (64,)},
     "pixelcnn": {"channels": 8, "layers": 2}, "gated-pixelcnn": {"channels": 8, "layers": 2},
 }
+SMOKE_REF_OPTIONS: dict[str, dict[str, Any]] = {"nade": {"hidden": 32}, "made": {"hidden": 64},
+                                                "pixelcnn": {"channels": 8, "layers": 2}}
 
 
-def _train(name: str, options: dict[str, Any], data: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def _train(name: str, options: dict[str, Any], data: Any, args: argparse.Namespace
+           ) -> tuple[Any, dict[str, Any], torch.nn.Module | None, dict[str, Any] | None]:
+    """The zoo model and (for NADE, MADE, PixelCNN) its hand-written reference, trained interleaved: one step
+    of each in turn on the same batch, each until its own ``--seconds`` of step time are spent."""
     entry = zoo.get(name)
     cfg = entry.config(**options)
     torch.manual_seed(args.seed)
     model = entry.build(cfg, data.info)
+    ref_cls = REFERENCES.get(name) if not args.no_reference else None
+    ref = ref_cls(**SMOKE_REF_OPTIONS[name]) if ref_cls is not None and args.smoke else ref_cls() if ref_cls else None
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3) if ref is not None else None
     train = data.train["x"]
     g = torch.Generator().manual_seed(args.seed)
-    steps, losses, start = 0, [], time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
+    clock = {"deepgm": 0.0, "reference": 0.0 if ref is not None else args.seconds}
+    steps = {"deepgm": 0, "reference": 0}
+    losses: dict[str, list[float]] = {"deepgm": [], "reference": []}
+    step_times: dict[str, list[float]] = {"deepgm": [], "reference": []}
+    while min(clock.values()) < args.seconds:
         batch = data.transform({"x": train[torch.randint(0, len(train), (args.batch,), generator=g)]})
-        losses.append(float(model.train_step(batch)))
-        steps += 1
-    seconds = time.perf_counter() - start
-    tail = losses[-20:]
-    return model, {"model": name, "config": {k: getattr(cfg, k) for k in (f.name for f in dataclasses.fields(cfg))},
-                   "parameters": sum(p.numel() for p in model.parameters()), "steps": steps,
-                   "epochs": round(steps * args.batch / len(train), 2), "train_seconds": round(seconds, 1),
-                   "train_loss_last20_mean": sum(tail) / len(tail)}
+        order = ["deepgm", "reference"] if (steps["deepgm"] + steps["reference"]) % 2 == 0 else ["reference", "deepgm"]
+        for who in order:
+            if clock[who] >= args.seconds:
+                continue
+            start = time.perf_counter()
+            if who == "deepgm":
+                loss = float(model.train_step(batch))
+            else:
+                assert ref is not None and opt is not None
+                opt.zero_grad()
+                nll = -ref(batch["x"].flatten(1)).mean()
+                nll.backward()
+                opt.step()
+                loss = float(nll)
+            dt = time.perf_counter() - start
+            clock[who] += dt
+            steps[who] += 1
+            losses[who].append(loss)
+            step_times[who].append(dt)
+
+    def summary(who: str, params: int) -> dict[str, Any]:
+        tail = losses[who][-20:]
+        return {"parameters": params, "steps": steps[who], "epochs": round(steps[who] * args.batch / len(train), 2),
+                "train_seconds": round(clock[who], 1), "median_step_seconds": statistics.median(step_times[who]),
+                "train_loss_last20_mean": sum(tail) / len(tail)}
+
+    row = {"model": name, "config": {k: getattr(cfg, k) for k in (f.name for f in dataclasses.fields(cfg))}}
+    row |= summary("deepgm", sum(p.numel() for p in model.parameters()))
+    ref_row = None
+    if ref is not None:
+        ref_row = {"implementation": f"benchmarks/autoregressive_refs.py:{type(ref).__name__}"}
+        ref_row |= summary("reference", sum(p.numel() for p in ref.parameters()))
+    return model, row, ref, ref_row
+
+
+@torch.no_grad()
+def _reference_nll(ref: torch.nn.Module, x: torch.Tensor, batch: int = 500) -> float:
+    ref.eval()
+    total = sum(float(-ref(x[i:i + batch].flatten(1)).sum()) for i in range(0, len(x), batch))
+    return total / len(x)
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -93,15 +140,22 @@ def _markdown(result: dict[str, Any]) -> str:
              f"Binarised MNIST, **dynamic binarisation** (training batches redrawn, test images binarised once with "
              f"seed {TEST_BINARIZE_SEED}); {s['seconds']} s of training per model on {s['threads']} thread(s), batch "
              f"{s['batch']}, Adam 1e-3; test NLL exact, in nats, on {s['test_images']} test images.", "",
-             "| model | parameters | steps (epochs) | test NLL (nats) | bits/dim | published, dynamic | "
-             "published, fixed |", "|---|---|---|---|---|---|---|"]
+             "| model | parameters | steps (epochs) | s/step | test NLL (nats) | bits/dim | hand-written: steps | "
+             "s/step | test NLL | published, dynamic | published, fixed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         pub = {p["binarisation"]: p for p in PUBLISHED[row["model"]]}
         dyn, fix = pub.get("dynamic"), pub.get("fixed")
+        ref = row.get("reference")
+        ref_cells = (f"{ref['steps']} ({ref['epochs']}) | {ref['median_step_seconds']:.4f} | {ref['test_nll_exact']:.2f}"
+                     if ref else "– | – | –")
         lines.append(f"| {row['model']} | {row['parameters']:,} | {row['steps']} ({row['epochs']}) | "
-                     f"{row['test']['test_nll_exact']:.2f} | {row['test']['test_bits_per_dim']:.4f} | "
+                     f"{row['median_step_seconds']:.4f} | {row['test']['test_nll_exact']:.2f} | "
+                     f"{row['test']['test_bits_per_dim']:.4f} | {ref_cells} | "
                      f"{dyn['nll'] if dyn else '–'} | {fix['nll'] if fix else '–'} |")
-    lines += ["", "Published: dynamic = pytorch-generative's reproductions; fixed = the papers (Larochelle & Murray "
+    lines += ["", "Hand-written: benchmarks/autoregressive_refs.py (same sizes, plain PyTorch and autograd, Adam 1e-3), "
+              "trained interleaved with the zoo model (one step each in turn on the same batch, each until its own "
+              "step time reaches the budget); s/step is the median step time.", "",
+              "Published: dynamic = pytorch-generative's reproductions; fixed = the papers (Larochelle & Murray "
               "2011; Germain et al. 2015; van den Oord et al. 2016), on the fixed binarisation.", "",
               "| sampler speed | image | samples | naive samples/s | cached samples/s | speed-up | same draws |",
               "|---|---|---|---|---|---|---|"]
@@ -118,7 +172,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=os.environ.get("DEEPGM_DATA"))
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--seconds", type=float, default=360.0, help="training wall-clock seconds per model")
+    p.add_argument("--seconds", type=float, default=300.0, help="training step seconds per model (and reference)")
+    p.add_argument("--no-reference", action="store_true", help="skip the hand-written references")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--test-images", type=int, default=10000)
@@ -134,16 +189,20 @@ def main() -> None:
     data.splits["test"] = {"x": data.test["x"][: args.test_images]}
     rows = []
     for name in args.models.split(","):
-        model, row = _train(name, SMOKE_OPTIONS[name] if args.smoke else {}, data, args)
+        model, row, ref, ref_row = _train(name, SMOKE_OPTIONS[name] if args.smoke else {}, data, args)
         torch.manual_seed(args.seed)
         start = time.perf_counter()
         row["test"] = model.evaluate(data.test, info=data.info)
         row["eval_seconds"] = round(time.perf_counter() - start, 1)
+        if ref is not None and ref_row is not None:
+            ref_row["test_nll_exact"] = _reference_nll(ref, data.test["x"])
+            row["reference"] = ref_row
         if name in ("pixelcnn", "gated-pixelcnn"):
             row["sampling"] = sampling_speed(model.p, n=args.sample_n, seed=args.seed)
         row["published"] = PUBLISHED[name]
         rows.append(row)
         print(name, json.dumps({k: row[k] for k in ("steps", "train_seconds", "test", "published")}
+                               | ({"reference": row["reference"]} if "reference" in row else {})
                                | ({"sampling": row["sampling"]} if "sampling" in row else {})), flush=True)
     result = {"machine": machine, "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
               "setup": {"dataset": "mnist",

@@ -101,3 +101,16 @@ def test_made_stays_autoregressive_in_each_resampled_ordering_and_seeds_repeat_m
 
 def test_flows_use_the_one_made_of_deepgm_nn() -> None:
     assert deepgm.flows.MADE is deepgm.nn.MADE and deepgm.flows.MaskedLinear is deepgm.nn.MaskedLinear
+
+
+def test_made_with_fewer_hidden_units_than_inputs_lets_every_output_see_its_near_predecessors() -> None:
+    """Hidden degrees spread over 1 … D-1 (not 1 … H): the last output depends on the input just before it."""
+    torch.manual_seed(0)
+    d = 50
+    made = MADE(d, n_params=1, hidden=(10,), zero_init=False).double()
+    x = torch.randn(1, d, dtype=torch.double)
+    jac = torch.autograd.functional.jacobian(lambda v: made(v)[:, 0], x)[0, :, 0]
+    assert bool((jac.triu() == 0).all())  # still autoregressive in the natural order
+    paths = made.out.mask @ made.hidden[0].mask  # paths from input j to output i through the hidden layer
+    assert bool((paths[d - 1, d - 6 : d - 1] > 0).any())  # output D-1 sees some of the 5 inputs before it
+    assert bool((paths.triu() == 0).all())

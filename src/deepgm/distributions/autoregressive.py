@@ -42,6 +42,7 @@ from deepgm.distributions.base import Distribution, Shape
 from deepgm.distributions.env import Env
 from deepgm.errors import DeepGMError, ParameterError, ShapeError, SupportError
 from deepgm.nn.made import MADE
+from deepgm.nn.nade import nade_logits
 
 __all__ = ["Autoregressive", "NADE", "BinaryMADE", "binary_error"]
 
@@ -229,11 +230,10 @@ class NADE(Autoregressive):
         return c, b
 
     def logits(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """All ``D`` conditional logits ``(M, D)`` of events ``x`` ``(M, D)`` at once (one cumulative sum)."""
+        """All ``D`` conditional logits ``(M, D)`` of events ``x`` ``(M, D)`` at once (the prefix sums of
+        :func:`deepgm.nn.nade.nade_logits`, with its hand-written backward pass)."""
         c, b = self._biases(x.shape[0], cond)
-        contrib = x.unsqueeze(-1) * self.W.t().unsqueeze(0)  # (M, D, H): x_k W_{:,k}
-        a = c.unsqueeze(1) + contrib.cumsum(1) - contrib  # Σ_{k<d}: exclusive
-        return (torch.sigmoid(a) * self.V.unsqueeze(0)).sum(-1) + b
+        return nade_logits(x, self.W, c, self.V, b)
 
     def _log_prob_events(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         return _bernoulli_log_prob(self.logits(x, cond), x)

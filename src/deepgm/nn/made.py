@@ -68,8 +68,9 @@ class MADE(nn.Module):
     """Masked autoencoder (Germain et al. 2015): ``k`` outputs per input dimension, output ``i`` depending
     only on the inputs before ``i`` in ``order`` (default ``0, 1, …, D-1``), and on the whole context.
 
-    Returns ``(N, k, D)``. Degrees: input ``i`` has degree ``order⁻¹(i) + 1``, hidden units cycle through
-    ``1 … D-1`` (after :meth:`resample_masks`/:meth:`use_masks`: drawn uniformly from ``min degree below … D-1``);
+    Returns ``(N, k, D)``. Degrees: input ``i`` has degree ``order⁻¹(i) + 1``; hidden units cycle through
+    ``1 … D-1`` when a layer has at least ``D-1`` units, else are spread evenly over ``1 … D-1`` (so that the
+    last outputs still see their nearest predecessors; after :meth:`resample_masks`/:meth:`use_masks`: drawn uniformly from ``min degree below … D-1``);
     ``zero_init`` starts the last layer at zero.
     """
 
@@ -86,7 +87,7 @@ class MADE(nn.Module):
         deg_in = torch.empty(dim, dtype=torch.long)
         deg_in[order_t] = torch.arange(1, dim + 1)
         self.register_buffer("degrees", deg_in)
-        hidden_deg = [(torch.arange(h) % max(dim - 1, 1)) + min(1, dim - 1) for h in hidden]
+        hidden_deg = [_spread_degrees(h, dim) for h in hidden]
         masks = made_masks(deg_in, hidden_deg, n_params)
         sizes = [dim, *hidden]
         self.hidden = nn.ModuleList(MaskedLinear(a, b, m) for a, b, m in zip(sizes[:-1], sizes[1:], masks[:-1]))
@@ -138,6 +139,19 @@ class MADE(nn.Module):
             h = F.relu(layer(h))
         out: torch.Tensor = self.out(h)
         return out.reshape(x.shape[0], self.n_params, self.dim)
+
+
+def _spread_degrees(h: int, dim: int) -> torch.Tensor:
+    """Degrees of ``h`` hidden units for ``dim`` inputs: ``1 … D-1`` in turn when ``h ≥ D-1``, else ``h`` values
+    spread evenly over ``1 … D-1`` (every degree a unit could use is at most one gap ``(D-1)/h`` away).
+
+    >>> _spread_degrees(5, 3).tolist(), _spread_degrees(3, 10).tolist()
+    ([1, 2, 1, 2, 1], [1, 4, 7])
+    """
+    top = max(dim - 1, 1)
+    if h >= top:
+        return torch.arange(h) % top + min(1, dim - 1)
+    return 1 + (torch.arange(h) * top) // h
 
 
 def _check_context(context: torch.Tensor | None, context_dim: int, n: int) -> None:
