@@ -20,7 +20,7 @@ sampling speed is measured with :func:`deepgm.distributions.sampling_speed` on t
 Results: ``benchmarks/results/autoregressive.json`` and ``.md`` (the command, git commit, whether ``src/``
 had uncommitted changes, the date and the load are recorded).
 
-    .venv/bin/python benchmarks/autoregressive.py --data-dir /work/shared/data   # about 7 × 5 min + evaluation on 2 cores
+    .venv/bin/python benchmarks/autoregressive.py --data-dir /work/shared/data   # ~7 × 5 min + evaluation, 2 cores
     .venv/bin/python benchmarks/autoregressive.py --smoke                        # < 1 min: autoregressive_smoke.*
 """
 
@@ -141,18 +141,19 @@ def _markdown(result: dict[str, Any]) -> str:
              f"seed {TEST_BINARIZE_SEED}); {s['seconds']} s of training per model on {s['threads']} thread(s), batch "
              f"{s['batch']}, Adam 1e-3; test NLL exact, in nats, on {s['test_images']} test images.", "",
              "| model | parameters | steps (epochs) | s/step | test NLL (nats) | bits/dim | hand-written: steps | "
-             "s/step | test NLL | published, dynamic | published, fixed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "s/step | test NLL | published, dynamic | published, fixed |", "|" + "---|" * 11]
     for row in result["rows"]:
         pub = {p["binarisation"]: p for p in PUBLISHED[row["model"]]}
         dyn, fix = pub.get("dynamic"), pub.get("fixed")
         ref = row.get("reference")
-        ref_cells = (f"{ref['steps']} ({ref['epochs']}) | {ref['median_step_seconds']:.4f} | {ref['test_nll_exact']:.2f}"
-                     if ref else "– | – | –")
+        ref_cells = (f"{ref['steps']} ({ref['epochs']}) | {ref['median_step_seconds']:.4f} | "
+                     f"{ref['test_nll_exact']:.2f}" if ref else "– | – | –")
         lines.append(f"| {row['model']} | {row['parameters']:,} | {row['steps']} ({row['epochs']}) | "
                      f"{row['median_step_seconds']:.4f} | {row['test']['test_nll_exact']:.2f} | "
                      f"{row['test']['test_bits_per_dim']:.4f} | {ref_cells} | "
                      f"{dyn['nll'] if dyn else '–'} | {fix['nll'] if fix else '–'} |")
-    lines += ["", "Hand-written: benchmarks/autoregressive_refs.py (same sizes, plain PyTorch and autograd, Adam 1e-3), "
+    lines += ["", "Hand-written: benchmarks/autoregressive_refs.py (same sizes, plain PyTorch and autograd, Adam "
+              "1e-3), "
               "trained interleaved with the zoo model (one step each in turn on the same batch, each until its own "
               "step time reaches the budget); s/step is the median step time.", "",
               "Published: dynamic = pytorch-generative's reproductions; fixed = the papers (Larochelle & Murray "

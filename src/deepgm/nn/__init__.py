@@ -13,8 +13,8 @@ from deepgm.nn.conv import ConvDecoder, ConvEncoder
 from deepgm.nn.gan import MinibatchDiscrimination
 from deepgm.nn.made import MADE, MaskedLinear
 from deepgm.nn.masked import GatedBlock, GatedPixelCNNNetwork, MaskedConv2d, PixelCNNNetwork
-from deepgm.nn.nade import nade_logits
 from deepgm.nn.mlp import MLP, AsLoc, Concat, LogitsHead, NormalHead, OneHotInputs, activation, call
+from deepgm.nn.nade import nade_logits
 from deepgm.nn.sequence import (
     BackwardRNN,
     Combiner,
@@ -31,4 +31,5 @@ __all__ = ["UNet", "timestep_embedding",
            "ConvEncoder", "ConvDecoder", "MLP", "NormalHead", "LogitsHead", "AsLoc", "Concat", "OneHotInputs",
            "activation", "MinibatchDiscrimination", "MNISTClassifier", "BackwardRNN", "ForwardRNN", "Combiner",
            "GatedTransition", "GRUState", "LSTMStep", "RNNStep", "reverse_padded", "call",
-           "MADE", "MaskedLinear", "nade_logits", "MaskedConv2d", "PixelCNNNetwork", "GatedBlock", "GatedPixelCNNNetwork"]
+           "MADE", "MaskedLinear", "nade_logits",
+           "MaskedConv2d", "PixelCNNNetwork", "GatedBlock", "GatedPixelCNNNetwork"]

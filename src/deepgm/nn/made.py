@@ -70,7 +70,8 @@ class MADE(nn.Module):
 
     Returns ``(N, k, D)``. Degrees: input ``i`` has degree ``order⁻¹(i) + 1``; hidden units cycle through
     ``1 … D-1`` when a layer has at least ``D-1`` units, else are spread evenly over ``1 … D-1`` (so that the
-    last outputs still see their nearest predecessors; after :meth:`resample_masks`/:meth:`use_masks`: drawn uniformly from ``min degree below … D-1``);
+    last outputs still see their nearest predecessors; after :meth:`resample_masks`/:meth:`use_masks`: drawn
+    uniformly from ``min degree below … D-1``);
     ``zero_init`` starts the last layer at zero.
     """
 
