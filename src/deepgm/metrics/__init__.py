@@ -1,7 +1,14 @@
 """Evaluation: sample quality (FID, IS, mode coverage, precision/recall), representation quality and
-disentanglement, accuracies. :mod:`deepgm.metrics.mnist` scores 28×28 images with the MNIST classifier
-shipped in the package. (Likelihoods are estimated by the models: :func:`deepgm.models.log_likelihood`.)"""
+disentanglement, accuracies, classifiers' calibration (ECE). :mod:`deepgm.metrics.mnist` scores 28×28 images
+with the MNIST classifier shipped in the package. (Likelihoods are estimated by the models:
+:func:`deepgm.models.log_likelihood`.)"""
 
+from deepgm.metrics.calibration import (
+    ECE_ESTIMATOR,
+    CalibrationBins,
+    calibration_bins,
+    expected_calibration_error,
+)
 from deepgm.metrics.gan import (
     fid,
     frechet_distance,
@@ -26,4 +33,5 @@ from deepgm.nn.classifier import MNISTClassifier
 __all__ = ["active_units", "mutual_information_gap", "factorvae_score", "accuracy", "cluster_accuracy",
            "discrete_mutual_information", "fid", "frechet_distance", "gaussian_statistics", "inception_score",
            "mode_coverage", "precision_recall", "MNISTClassifier", "load_mnist_classifier", "inception_features",
-           "CLASSIFIER_WEIGHTS", "fits_mnist_classifier", "mnist_classifier", "mnist_scores"]
+           "CLASSIFIER_WEIGHTS", "fits_mnist_classifier", "mnist_classifier", "mnist_scores",
+           "expected_calibration_error", "calibration_bins", "CalibrationBins", "ECE_ESTIMATOR"]

@@ -5,6 +5,10 @@ distribution, sampling, and test metrics that name their estimator.
   objective. ``evaluate`` reports the mean objective and test energy; for 2-D data the exact-on-a-grid
   test NLL (``test_nll_grid``: the normaliser by the midpoint rule on a grid over the test data's range);
   for other data sample-based metrics (MNIST-FID for 28×28 images) of MCMC draws.
+* :class:`JEMModel` — JEM (Grathwohl et al. 2019): a classifier ``p(y|x) = softmax(f(x))`` whose logits
+  are also the energy ``E(x) = -logsumexp_y f(x)[y]`` of an :class:`EnergyModel`; ``evaluate`` adds the
+  classifier's test accuracy, label NLL and calibration (ECE) to the energy model's metrics, and
+  ``generate(n, y=labels)`` draws from ``p(x|y) ∝ p(y|x) p(x)``.
 * :class:`RBMModel` — an :class:`~deepgm.distributions.RBM` trained by CD-k or PCD; ``evaluate`` reports
   the AIS test log-likelihood (``test_loglik_ais``, with its chains and temperatures), and the exact one
   (``test_loglik_exact``) when a layer is small enough to enumerate. It keeps the training data's pixel
@@ -27,22 +31,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from deepgm.distributions.energy import EnergyDistribution
+from deepgm.distributions.families import Categorical
 from deepgm.distributions.mcmc import MCMCSampler, ReplayBuffer
 from deepgm.distributions.rbm import RBM, ais_log_partition
+from deepgm.errors import MissingVariableError, ParameterError, ShapeError
 from deepgm.losses.energy import ContrastiveDivergence
 from deepgm.losses.expr import Loss
+from deepgm.metrics.calibration import ECE_ESTIMATOR, expected_calibration_error
 from deepgm.models.evaluation import generator_metrics, image_shape_of, save_sample_figure
 from deepgm.models.model import Model
 
 if TYPE_CHECKING:
     from deepgm.data.prepared import DataInfo
 
-__all__ = ["EnergyModel", "RBMModel", "grid_bounds", "base_rate_logits_from_sums"]
+__all__ = ["EnergyModel", "JEMModel", "RBMModel", "grid_bounds", "base_rate_logits_from_sums"]
 
 Batch = Mapping[str, torch.Tensor]
 EXACT_IN_EVALUATE = 2 ** 16  # evaluate adds the exact log-likelihood up to this many enumerated states
@@ -155,6 +162,138 @@ class EnergyModel(Model):
             path = save_sample_figure(self.generate(64), out_dir / "samples.png", info)
             return [path] if path is not None else []
         return []
+
+
+class JEMModel(EnergyModel):
+    """JEM (Grathwohl et al. 2019): the classifier ``classifier`` (``p(y|x)``, a :class:`Categorical` whose
+    logits ``f(x)`` come from a network) read as the energy-based model ``p`` with ``E(x) = -logsumexp_y
+    f(x)[y]``, trained on ``loss`` (typically ``mean(-log p(y|x) + CD[E_p])``: see the zoo's ``jem``).
+
+    Every parameter of ``classifier`` must be one of ``p``'s (one network: its logits are the energy's).
+    ``evaluate`` reports :class:`EnergyModel`'s metrics (of ``p(x)``; MNIST-FID of draws from the
+    replay buffer for 28×28 images) and the classifier's ``test_accuracy``, ``test_error``,
+    ``test_nll_labels`` (mean ``-log p(y|x)``, nats) and ``test_ece`` (:func:`expected_calibration_error`
+    with ``ece_bins`` bins, named in ``calibration``). ``generate(n, y=labels)`` runs the sampler on the
+    energy of ``p(x|y) ∝ p(y|x) p(x)``, ``E(x) - log p(y|x) = -f(x)[y]``.
+
+    >>> from torch import nn
+    >>> from deepgm.losses import LogProb
+    >>> f = nn.Linear(2, 3)
+    >>> p = EnergyDistribution(var=["x"], energy=lambda x: -f(x).logsumexp(-1), event_shape=[2])
+    >>> JEMModel(p, Categorical(var=["y"], cond_var=["x"], net=nn.Linear(2, 3)), -LogProb(p).mean())
+    Traceback (most recent call last):
+    ...
+    ValueError: JEMModel: the classifier p(y|x) has parameters of its own; JEM reads its logits f(x) as the \
+energy E(x) = -logsumexp_y f(x)[y], so every parameter of p(y|x) must be one of p(x)'s
+    """
+
+    def __init__(self, p: EnergyDistribution, classifier: Categorical, loss: Loss, sampler: MCMCSampler | None = None,
+                 ece_bins: int = 15, **model_kwargs: Any) -> None:
+        if not isinstance(classifier, Categorical):
+            raise TypeError(f"JEMModel needs a Categorical classifier p(y|x), got {type(classifier).__name__}")
+        if not isinstance(p, EnergyDistribution):
+            raise TypeError(f"JEMModel needs an EnergyDistribution, got {type(p).__name__}")
+        if p.cond_var or list(classifier.cond_var) != list(p.var):
+            raise ValueError(f"JEMModel: the classifier must be conditioned on exactly {p.var} and the energy on "
+                             f"nothing; got {classifier.prob_text} and {p.prob_text}")
+        own = {id(w) for w in p.parameters()}
+        if any(id(w) not in own for w in classifier.parameters()):
+            raise ValueError(f"JEMModel: the classifier {classifier.prob_text} has parameters of its own; JEM reads "
+                             f"its logits f(x) as the energy E(x) = -logsumexp_y f(x)[y], so every parameter of "
+                             f"{classifier.prob_text} must be one of {p.prob_text}'s")
+        if isinstance(ece_bins, bool) or not isinstance(ece_bins, int) or ece_bins < 1:
+            raise ValueError(f"JEMModel: ece_bins must be an integer of at least 1, got {ece_bins!r}")
+        super().__init__(p, loss, sampler=sampler, **model_kwargs)
+        self.classifier = classifier
+        self.ece_bins = ece_bins
+
+    @property
+    def label_var(self) -> str:
+        """The name of the label variable (``"y"``)."""
+        return self.classifier.var[0]
+
+    @torch.no_grad()
+    def class_log_probs(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """``log p(y|x)`` of every class ``(N, K)`` at the rows of ``x``, in batches, eval mode."""
+        name = self.energy_dist.var[0]
+        with self.evaluating():
+            parts = [cast(torch.distributions.OneHotCategorical, self.classifier.dist({name: c})).logits
+                     for c in torch.split(x, batch_size)]
+        return torch.cat(parts)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable class of each row of ``x``."""
+        return self.class_log_probs(x).argmax(-1)
+
+    def _labels(self, data: Batch, n: int, k: int) -> torch.Tensor:
+        """The labels of ``data``, checked: present, integer class indices ``(n,)`` in ``[0, k)``."""
+        name = self.label_var
+        if name not in data:
+            raise MissingVariableError(f"JEMModel: evaluate needs the labels '{name}' (class indices in [0, {k})) "
+                                       f"beside '{self.energy_dist.var[0]}'; the test data hold "
+                                       f"{', '.join(sorted(data)) or 'nothing'}")
+        y = data[name]
+        if not torch.is_tensor(y) or y.is_floating_point() or y.dtype == torch.bool or tuple(y.shape) != (n,):
+            what = f"{tuple(y.shape)} {str(y.dtype).replace('torch.', '')}" if torch.is_tensor(y) else \
+                type(y).__name__
+            raise ShapeError(f"JEMModel: the labels '{name}' must be integer class indices of shape ({n},), one "
+                             f"per row of '{self.energy_dist.var[0]}'; got {what}")
+        if n and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ParameterError(f"JEMModel: the labels '{name}' must be class indices in [0, {k}); got values in "
+                                 f"[{int(y.min())}, {int(y.max())}]")
+        return y.long()
+
+    def evaluate(self, test_data: Batch, *, k: int = 1000, info: DataInfo | None = None) -> dict[str, Any]:
+        """:meth:`EnergyModel.evaluate`'s metrics of ``p(x)`` and the classifier's: ``test_accuracy``,
+        ``test_error``, ``test_nll_labels``, ``test_ece`` (``calibration`` names the estimator)."""
+        name = self.energy_dist.var[0]
+        if name not in test_data:
+            raise MissingVariableError(f"JEMModel: evaluate needs the images '{name}' and labels '{self.label_var}'; "
+                                       f"the test data hold {', '.join(sorted(test_data)) or 'nothing'}")
+        x = test_data[name]
+        log_p = self.class_log_probs(x)
+        y = self._labels(test_data, len(x), log_p.shape[-1])
+        out = super().evaluate(test_data, k=k, info=info)
+        acc = float((log_p.argmax(-1) == y).double().mean())
+        out.update({"test_accuracy": acc, "test_error": 1.0 - acc,
+                    "test_nll_labels": float(-log_p.gather(1, y[:, None]).double().mean()),
+                    "test_ece": expected_calibration_error(log_p.exp(), y, self.ece_bins),
+                    "calibration": ECE_ESTIMATOR.format(bins=self.ece_bins)})
+        return out
+
+    def generate(self, n: int, **conditions: torch.Tensor) -> torch.Tensor:
+        """``n`` draws of ``p(x)`` (:meth:`EnergyModel.generate`), or with ``y=labels`` one draw of
+        ``p(x|y)`` per label: the sampler on ``E(x) - log p(y|x)``, from the replay buffer's chains."""
+        y = conditions.get(self.label_var)
+        if y is None:
+            return super().generate(n)
+        p, name = self.energy_dist, self.energy_dist.var[0]
+        buf = _buffer_of(self.loss)
+
+        def energy(x: torch.Tensor) -> torch.Tensor:
+            return p.energy_rows(x) - self.classifier.log_prob({name: x, self.label_var: y})
+
+        with self.evaluating():
+            if buf is not None and bool(buf.filled):
+                x0 = buf.states[torch.randint(0, buf.capacity, (len(y),), device=buf.states.device)]
+            else:
+                x0 = p.initial_states(len(y))
+            return self.sampler.run(energy, x0)
+
+    def figures(self, out_dir: Path, test_data: Batch, info: DataInfo) -> list[Path]:
+        """:meth:`EnergyModel.figures`, and for images ``samples_by_class.png``: 8 draws of ``p(x|y)`` of
+        every class, a column per class."""
+        from deepgm import viz
+
+        paths = super().figures(out_dir, test_data, info)
+        x = test_data[self.energy_dist.var[0]]
+        shape = image_shape_of(info, x)
+        if shape is None:
+            return paths
+        k = int(self.class_log_probs(x[:1]).shape[-1])
+        y = torch.arange(8 * k, device=x.device) % k
+        samples = self.generate(len(y), **{self.label_var: y}).clamp(0, 1)
+        return [*paths, viz.save_samples(samples, out_dir / "samples_by_class.png", image_shape=shape, nrow=k)]
 
 
 class RBMModel(Model):

@@ -22,6 +22,7 @@ from deepgm.zoo import (  # noqa: F401
     infovae,
     iwae,
     iwae2,
+    jem,
     jmvae,
     m2,
     made,
